@@ -1,0 +1,35 @@
+/* convkit-bench: the benchmark command line. `convkit-bench help` lists the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+static int usage(FILE *f) {
+  fprintf(f, "usage: convkit-bench COMMAND [options]\n"
+             "  info                      detected ISA, kernel tables, caches, threads\n"
+             "  conv [options]            time convolution algorithms on a suite or one layer\n"
+             "     --suite CSV            layers file (default bench/layers.csv)\n"
+             "     --layer NAME           only this layer (repeatable)\n"
+             "     --algo LIST|all|auto   algorithms (default auto)\n"
+             "     --isa NAME             ISA (default auto)\n"
+             "     --threads LIST         thread counts, e.g. 1,2 (default: all)\n"
+             "     --layout nchw|nhwc     tensor layout (default nhwc)\n"
+             "     --check                compare each result with the reference\n"
+             "     --csv FILE             also write the rows as CSV\n"
+             "     --quick                fewer repetitions\n"
+             "  gemm [options]            time the packed GEMM engine\n"
+             "  peak [options]            FMA peak per ISA and thread count\n");
+  return f == stderr ? 2 : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return usage(stderr);
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "info")) return ckb_cmd_info(argc - 1, argv + 1);
+  if (!strcmp(cmd, "conv")) return ckb_cmd_conv(argc - 1, argv + 1);
+  if (!strcmp(cmd, "gemm")) return ckb_cmd_gemm(argc - 1, argv + 1);
+  if (!strcmp(cmd, "peak")) return ckb_cmd_peak(argc - 1, argv + 1);
+  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) return usage(stdout);
+  fprintf(stderr, "convkit-bench: unknown command \"%s\"\n", cmd);
+  return usage(stderr);
+}

@@ -1,0 +1,176 @@
+/* CPU feature detection and the kernel tables of every ISA this build contains. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CK_X86 1
+#include <cpuid.h>
+#endif
+
+/* ---- Tables ------------------------------------------------------------------------------- */
+
+/* Block sizes are chosen per ISA for the caches of the machines it targets; each table says which
+ * cache a size aims at (see ck_kernels in kernels.h). */
+
+const ck_kernels ck_kernels_generic = {
+    .isa = CK_ISA_GENERIC, .name = "generic",
+
+    /* packed GEMM: not built yet */
+
+    /* indirect GEMM: not built yet */
+
+    /* depthwise: not built yet */
+};
+
+#ifdef CK_HAVE_AVX2
+const ck_kernels ck_kernels_avx2 = {
+    .isa = CK_ISA_AVX2, .name = "avx2",
+
+    /* packed GEMM: not built yet */
+
+    /* indirect GEMM: not built yet */
+
+    /* depthwise: not built yet */
+};
+#endif
+
+#ifdef CK_HAVE_AVX512
+const ck_kernels ck_kernels_avx512 = {
+    .isa = CK_ISA_AVX512, .name = "avx512",
+
+    /* packed GEMM: not built yet */
+
+    /* indirect GEMM: not built yet */
+
+    /* depthwise: not built yet */
+};
+#endif
+
+#ifdef CK_HAVE_NEON
+const ck_kernels ck_kernels_neon = {
+    .isa = CK_ISA_NEON, .name = "neon",
+
+    /* packed GEMM: not built yet */
+
+    /* indirect GEMM: not built yet */
+
+    /* depthwise: not built yet */
+};
+#endif
+
+/* ---- Detection ---------------------------------------------------------------------------- */
+
+#if CK_X86
+static unsigned long long read_xcr0(void) {
+  unsigned eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return ((unsigned long long)edx << 32) | eax;
+}
+#endif
+
+/* Bit i set: ISA i runs here. Computed once; the computation is pure, so a race between two
+ * first callers only stores the same value twice (relaxed atomics keep it defined). */
+static int detect_isas(void) {
+  int mask = 1 << CK_ISA_GENERIC;
+#if CK_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return mask;
+  int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+  if (!osxsave || !avx) return mask;
+  unsigned long long xcr0 = read_xcr0();
+  int ymm_os = (xcr0 & 0x6) == 0x6;   /* XMM and YMM state */
+  int zmm_os = (xcr0 & 0xe6) == 0xe6; /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+  if (__get_cpuid_max(0, NULL) < 7) return mask;
+  __cpuid_count(7, 0, a, b, c, d);
+  int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1;
+  if (ymm_os && avx2 && fma) mask |= 1 << CK_ISA_AVX2;
+  if (zmm_os && avx512f && (mask & (1 << CK_ISA_AVX2))) mask |= 1 << CK_ISA_AVX512;
+#elif defined(__aarch64__)
+  mask |= 1 << CK_ISA_NEON; /* Advanced SIMD is mandatory on AArch64 */
+#endif
+  return mask;
+}
+
+static int isa_mask(void) {
+  static int cached; /* 0: not yet detected (the real mask always has the generic bit) */
+  int m = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+  if (m == 0) {
+    m = detect_isas();
+    __atomic_store_n(&cached, m, __ATOMIC_RELAXED);
+  }
+  return m;
+}
+
+static const ck_kernels *table_of(ck_isa isa) {
+  switch (isa) {
+  case CK_ISA_GENERIC:
+    return &ck_kernels_generic;
+#ifdef CK_HAVE_AVX2
+  case CK_ISA_AVX2:
+    return &ck_kernels_avx2;
+#endif
+#ifdef CK_HAVE_AVX512
+  case CK_ISA_AVX512:
+    return &ck_kernels_avx512;
+#endif
+#ifdef CK_HAVE_NEON
+  case CK_ISA_NEON:
+    return &ck_kernels_neon;
+#endif
+  default:
+    return NULL;
+  }
+}
+
+int ck_isa_available(ck_isa isa) {
+  if (isa <= CK_ISA_AUTO || isa > CK_ISA_NEON) return 0;
+  return table_of(isa) != NULL && (isa_mask() >> isa & 1);
+}
+
+ck_isa ck_cpu_isa(void) {
+  static const ck_isa best_first[] = {CK_ISA_AVX512, CK_ISA_AVX2, CK_ISA_NEON};
+  for (size_t i = 0; i < sizeof best_first / sizeof best_first[0]; i++)
+    if (ck_isa_available(best_first[i])) return best_first[i];
+  return CK_ISA_GENERIC;
+}
+
+ck_status ck_resolve_isa(ck_isa requested, ck_isa *resolved) {
+  if (requested == CK_ISA_AUTO) {
+    const char *env = getenv("CONVKIT_ISA");
+    if (env != NULL && env[0] != '\0') {
+      ck_isa forced;
+      if (ck_isa_from_name(env, &forced) != CK_OK)
+        return ck_fail(CK_ERROR_INVALID_ARGUMENT,
+                       "CONVKIT_ISA (\"%.64s\") is not one of auto, generic, avx2, avx512, neon",
+                       env);
+      if (forced != CK_ISA_AUTO) {
+        if (!ck_isa_available(forced))
+          return ck_fail(CK_ERROR_UNSUPPORTED, "CONVKIT_ISA (\"%s\") is not available: this %s",
+                         ck_isa_name(forced),
+                         table_of(forced) ? "CPU or OS cannot run it"
+                                          : "build has no kernels for it");
+        *resolved = forced;
+        return CK_OK;
+      }
+    }
+    *resolved = ck_cpu_isa();
+    return CK_OK;
+  }
+  if (requested < CK_ISA_AUTO || requested > CK_ISA_NEON)
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "isa (%d) is not a ck_isa value", (int)requested);
+  if (!ck_isa_available(requested))
+    return ck_fail(CK_ERROR_UNSUPPORTED, "isa (%s) is not available: this %s",
+                   ck_isa_name(requested),
+                   table_of(requested) ? "CPU or OS cannot run it" : "build has no kernels for it");
+  *resolved = requested;
+  return CK_OK;
+}
+
+const ck_kernels *ck_kernels_for(ck_isa isa) {
+  ck_isa r = CK_ISA_GENERIC;
+  if (ck_resolve_isa(isa, &r) != CK_OK) return NULL;
+  return table_of(r);
+}

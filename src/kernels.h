@@ -1,0 +1,127 @@
+/*
+ * The micro-kernel contracts and the per-ISA kernel table.
+ *
+ * Micro-kernels know registers and one tile: no allocation, no threads, no shapes. Every loop
+ * around them lives once, in the engines (gemm.c, igemm.c) and algorithms (conv/). An ISA is
+ * added by writing kernels that obey the contracts below and one table in dispatch.c.
+ *
+ * Common rules for every kernel:
+ *  - It reads only the elements the contract names: never past the end of a row, a panel or a
+ *    pointer's kc floats. Callers never provide over-read slack (sanitizer-clean).
+ *  - It writes only the mr x nr (or channels x pixels) elements it owns.
+ *  - Accumulation order over k (and taps) is ascending, so a kernel's result does not depend on
+ *    where the engine cuts the problem into tiles (bitwise identical for any thread count).
+ *  - The clamp keeps NaN: c = NaN stays NaN (x86: max_ps(vmin, c) then min_ps(vmax, c), whose
+ *    second operand wins when one is NaN), as the reference algorithm does.
+ *  - The generic C kernel of a family is its reference; every ISA kernel is tested against it on
+ *    full and edge tiles (mr < MR, nr < NR, kc = 1, odd kc).
+ */
+#ifndef CK_KERNELS_H
+#define CK_KERNELS_H
+
+#include <stddef.h>
+
+#include "convkit.h"
+
+/* ---- Packed GEMM -------------------------------------------------------------------------- */
+
+/* Epilogue of one GEMM micro-tile, applied in this order:
+ *   c = alpha * (a * b) + beta * c      (beta == 0: c is not read, so garbage or NaN is ignored)
+ *   c += bias_row[i]   (when bias_row != NULL; i < mr)
+ *   c += bias_col[j]   (when bias_col != NULL; j < nr)
+ *   c = min(max(c, min), max)           (min = -INF, max = +INF for no activation)
+ * The engine passes bias and activation only with the last KC block of a tile. */
+typedef struct {
+  float alpha, beta;
+  const float *bias_row;
+  const float *bias_col;
+  float min, max;
+} ck_gemm_epilogue;
+
+/* C[mr x nr] (row i at c + i*ldc, unit column stride) op= A[mr x kc] * B[kc x nr].
+ *   a: packed panel of A, element (i, k) at a[k*MR + i] (rows i >= mr hold anything finite and
+ *      are never stored; the engine zero-pads them).
+ *   b: packed panel of B, element (k, j) at b[k*NR + j] (likewise columns j >= nr).
+ *   1 <= mr <= MR, 1 <= nr <= NR, kc >= 1. */
+typedef void (*ck_gemm_ukernel)(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                                float *c, size_t ldc, const ck_gemm_epilogue *ep);
+
+/* ---- Indirect GEMM ------------------------------------------------------------------------ */
+
+/* Clamp applied after the bias: c = min(max(c, min), max). */
+typedef struct {
+  float min, max;
+} ck_clamp_params;
+
+/* C[mr x nr] = clamp(bias + sum over taps t < ks, k < kc of A_t[i][k] * W[t][k][j]).
+ *   a: ks*MR pointers, tap-major: a[t*MR + i] is the row of pixel i for tap t (i < mr are read;
+ *      entries i >= mr are never dereferenced). A pointer equal to `zero` is read as is; any
+ *      other pointer is read at (const char *)a[...] + a_offset. Each row supplies kc floats.
+ *   zero: kc floats of 0.0f (padding taps point here).
+ *   w: packed weights of one NR-channel block: NR bias values, then ks*kc*NR weights, element
+ *      (t, k, j) at w[NR + (t*kc + k)*NR + j]; columns j >= nr are zero-padded by the packer.
+ *   c: row i (output pixel i) at c + i*cm_stride (in floats), nr contiguous channels.
+ *   1 <= mr <= MR, 1 <= nr <= NR, kc >= 1, ks >= 1. */
+typedef void (*ck_igemm_ukernel)(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+                                 size_t a_offset, const float *zero, const float *w, float *c,
+                                 size_t cm_stride, const ck_clamp_params *p);
+
+/* ---- Depthwise convolution ---------------------------------------------------------------- */
+
+/* For each output pixel p < pixels and channel c < channels:
+ *   out[p*output_stride + c] = clamp(bias[c] + sum over taps t < ks of in(p, t)[c] * w(t)[c])
+ *   input: pixel p's taps are the ks pointers input[p*input_stride + t] (input_stride >= ks is
+ *      in pointers; overlapping windows may share pointers). A pointer equal to `zero` is read
+ *      as is, any other at (const char *)ptr + input_offset; each supplies `channels` floats.
+ *   zero: `channels` floats of 0.0f.
+ *   weights: per block of CB channels (CB = the table's dw_cb): CB bias values, then ks*CB
+ *      weights, tap-major; the last block is zero-padded to CB by the packer.
+ * A single-pass kernel (dwconv_3x3, dwconv_5x5) requires ks == 9 or 25; dwconv_any takes any
+ * ks >= 1 (multi-pass over taps, accumulating in the output). */
+typedef void (*ck_dwconv_ukernel)(size_t channels, size_t pixels, size_t ks, const float **input,
+                                  size_t input_stride, size_t input_offset, const float *zero,
+                                  const float *weights, float *output, size_t output_stride,
+                                  const ck_clamp_params *p);
+
+/* ---- The table ---------------------------------------------------------------------------- */
+
+/* Everything an engine needs for one ISA: kernels, their tile shapes, and the cache blocking.
+ * Block sizes, and the cache each targets (Goto/BLIS):
+ *   kc: a KC x NR panel of B stays in L1 while a micro-kernel streams A;
+ *   mc: an MC x KC block of packed A stays in L2;
+ *   nc: a KC x NC panel of packed B stays in L3 (shared).
+ * mc is a multiple of mr, nc a multiple of nr. */
+typedef struct ck_kernels {
+  ck_isa isa;
+  const char *name;
+
+  ck_gemm_ukernel gemm;
+  const char *gemm_name; /* e.g. "ck_f32_gemm_14x32__avx512" */
+  int mr, nr;
+  int mc, kc, nc;
+
+  ck_igemm_ukernel igemm;
+  const char *igemm_name;
+  int igemm_mr, igemm_nr;
+
+  ck_dwconv_ukernel dwconv_3x3, dwconv_5x5, dwconv_any;
+  const char *dwconv_name;
+  int dw_cb;
+} ck_kernels;
+
+/* The kernel table of an ISA, or NULL when this build lacks it or this CPU cannot run it.
+ * CK_ISA_AUTO resolves to CONVKIT_ISA when set (NULL if that name is unknown or unavailable),
+ * otherwise to the best ISA. Thread-safe; detection runs once. */
+const ck_kernels *ck_kernels_for(ck_isa isa);
+
+/* Resolves CK_ISA_AUTO (with the CONVKIT_ISA override) to a concrete available ISA, or fails
+ * with a sentence. */
+ck_status ck_resolve_isa(ck_isa requested, ck_isa *resolved);
+
+/* The per-ISA tables; a build for a target without an ISA does not define its table. */
+extern const ck_kernels ck_kernels_generic;
+extern const ck_kernels ck_kernels_avx2;
+extern const ck_kernels ck_kernels_avx512;
+extern const ck_kernels ck_kernels_neon;
+
+#endif

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "internal.h"
 #include "kernels.h"
 
@@ -16,9 +17,18 @@
  * cache a size aims at (see ck_kernels in kernels.h). */
 
 const ck_kernels ck_kernels_generic = {
-    .isa = CK_ISA_GENERIC, .name = "generic",
+    .isa = CK_ISA_GENERIC,
+    .name = "generic",
 
-    /* packed GEMM: not built yet */
+    /* packed GEMM: KC x NR of B (8 KiB) in L1, MC x KC of A (128 KiB) in L2, KC x NC of B (2 MiB)
+       in L3 */
+    .gemm = ck_f32_gemm_4x8__generic,
+    .gemm_name = "ck_f32_gemm_4x8__generic",
+    .mr = 4,
+    .nr = 8,
+    .mc = 128,
+    .kc = 256,
+    .nc = 2048,
 
     /* indirect GEMM: not built yet */
 

@@ -13,7 +13,7 @@ static void valid_range(size_t len, long iw0, long step, long w, size_t *lo, siz
   *hi = (size_t)h;
 }
 
-/* The copy of ck_lower_row once the valid range is known (hoisted out of the channel loops). */
+/* dst[t] = src[iw0 + t*step] for t in [lo, hi), zero elsewhere in [0, len). */
 static void copy_range(float *dst, size_t len, const float *src, long iw0, long step, size_t lo,
                        size_t hi) {
   for (size_t t = 0; t < lo; t++) dst[t] = 0.0f;
@@ -26,10 +26,12 @@ static void copy_range(float *dst, size_t len, const float *src, long iw0, long 
   for (size_t t = hi; t < len; t++) dst[t] = 0.0f;
 }
 
-void ck_lower_row(float *dst, size_t len, const float *src, long iw0, long step, long w) {
+void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, const float *src,
+                   size_t src_stride, long iw0, long step, long w) {
   size_t lo, hi;
   valid_range(len, iw0, step, w, &lo, &hi);
-  copy_range(dst, len, src, iw0, step, lo, hi);
+  for (size_t c = 0; c < count; c++)
+    copy_range(dst + c * dst_stride, len, src + c * src_stride, iw0, step, lo, hi);
 }
 
 void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs) {
@@ -56,18 +58,16 @@ void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size
       const size_t p = p0 + a + j;
       const long oh = (long)(p / (size_t)OW), ow = (long)(p % (size_t)OW);
       const size_t len = cnt - j < (size_t)(OW - ow) ? cnt - j : (size_t)(OW - ow);
-      for (size_t kw = 0; kw < nkw; kw++) {
-        const long iw0 = ow * sw - pl + ((long)taps.kw0 + (long)kw) * dw;
-        size_t lo, hi;
-        valid_range(len, iw0, sw, W, &lo, &hi);
-        for (size_t c = 0; c < cg; c++) {
-          for (size_t kh = 0; kh < nkh; kh++) {
-            const long ih = oh * sh - pt + ((long)taps.kh0 + (long)kh) * dh;
-            float *row = panel + ((c * nkh + kh) * nkw + kw) * pw + j;
-            if (ih < 0 || ih >= H)
-              memset(row, 0, len * sizeof(float));
-            else
-              copy_range(row, len, in_g + ((long)c * H + ih) * W, iw0, sw, lo, hi);
+      const size_t cstride = nkh * nkw * pw; /* from channel c to c+1 in the panel */
+      for (size_t kh = 0; kh < nkh; kh++) {
+        const long ih = oh * sh - pt + ((long)taps.kh0 + (long)kh) * dh;
+        for (size_t kw = 0; kw < nkw; kw++) {
+          float *row = panel + (kh * nkw + kw) * pw + j;
+          if (ih < 0 || ih >= H) {
+            for (size_t c = 0; c < cg; c++) memset(row + c * cstride, 0, len * sizeof(float));
+          } else {
+            const long iw0 = ow * sw - pl + ((long)taps.kw0 + (long)kw) * dw;
+            ck_lower_rows(row, cstride, cg, len, in_g + ih * W, (size_t)(H * W), iw0, sw, W);
           }
         }
       }

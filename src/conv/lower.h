@@ -36,8 +36,10 @@ void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size
 void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *zero, size_t p0,
                    size_t np, ck_tap_range taps, size_t pw, float *dst);
 
-/* dst[t] = src[iw0 + t*step] where 0 <= iw0 + t*step < w, else 0, for t < len. */
-void ck_lower_row(float *dst, size_t len, const float *src, long iw0, long step, long w);
+/* For `count` rows c: dst[c*dst_stride + t] = src[c*src_stride + iw0 + t*step] where
+ * 0 <= iw0 + t*step < w, else 0, for t < len. The valid range is computed once for all rows. */
+void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, const float *src,
+                   size_t src_stride, long iw0, long step, long w);
 
 /* dst[c*pw + j] = ptrs[j][c] for c < cg, j < pw: the transpose of pw rows of cg floats into a
  * block of a panel. */

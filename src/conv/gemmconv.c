@@ -80,10 +80,10 @@ void ck_gc_gemm(const ck_kernels *kern, const ck_gc_roles *r, const ck_gc_tile *
   ck_gemm_execute(kern, &p, 1, ws);
 }
 
-size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t np, size_t mb,
-                            size_t k, int pix_packed, int *ok) {
-  /* Only the shape and which operands are packed matter to the engine's workspace; the
-   * strides of a plain operand are given as a row-major matrix of the same shape. */
+static size_t workspace_of(const ck_kernels *kern, const ck_gc_roles *r, size_t np, size_t mb,
+                           size_t k, int pix_packed, int *ok) {
+  /* Only the shape and which operands are packed matter to the engine's workspace; a plain
+   * operand is described as a row-major matrix of that shape. */
   float dummy = 0.0f;
   const ck_gc_tile t = {
       .np = np,
@@ -103,6 +103,19 @@ size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t
     return 0;
   }
   return bytes;
+}
+
+size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t np_full,
+                            size_t np_last, size_t mb_full, size_t mb_last, size_t k,
+                            int pix_packed, int *ok) {
+  const size_t nps[2] = {np_full, np_last}, mbs[2] = {mb_full, mb_last};
+  size_t most = 0;
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      size_t b = workspace_of(kern, r, nps[i], mbs[j], k, pix_packed, ok);
+      if (b > most) most = b;
+    }
+  return most;
 }
 
 size_t ck_gc_channel_block(size_t jobs, size_t mg, size_t fw, size_t min_block, int threads) {

@@ -76,11 +76,14 @@ typedef struct {
 
 void ck_gc_gemm(const ck_kernels *kern, const ck_gc_roles *r, const ck_gc_tile *t, void *ws);
 
-/* Engine workspace bytes of such a call (threads = 1); 0 on overflow with *ok cleared. Pixel
- * operands that are packed need none; a plain one is packed by the engine. The engine's need is
- * taken at the largest tile, which is the most any smaller tile asks. */
-size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t np, size_t mb,
-                            size_t k, int pix_packed, int *ok);
+/* Engine workspace bytes (threads = 1) that covers every tile a job runs: np pixels is either
+ * np_full or np_last, mb channels either mb_full or mb_last (the last tile and block may be
+ * shorter). The engine's need is not monotone in the sizes (its blocks are balanced), so each
+ * shape is asked. A packed pixel operand needs none; a plain one is packed by the engine.
+ * 0 on overflow, with *ok cleared. */
+size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t np_full,
+                            size_t np_last, size_t mb_full, size_t mb_last, size_t k,
+                            int pix_packed, int *ok);
 
 /* Channel block size for splitting mg output channels so that `jobs` independent tiles become
  * enough jobs to keep `threads` busy under dynamic scheduling (several jobs per thread, so one

@@ -79,7 +79,8 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   size_t ffloats = ck_gc_mul(s->fstride, G, &ok);
   size_t fbytes = ck_gc_floats_bytes(ffloats, &ok);
   s->pix_bytes = s->direct ? 0 : ck_gc_floats_bytes(ck_gc_mul(s->K, s->pt, &ok), &ok);
-  s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->mb, s->K, !s->direct, &ok);
+  s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->P - (s->ntiles - 1) * s->pt,
+                                      s->mb, mg - (s->nmb - 1) * s->mb, s->K, !s->direct, &ok);
   const size_t jobs = jobs0 * s->nmb;
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
   s->region = 0;

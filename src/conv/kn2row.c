@@ -145,7 +145,10 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     const size_t npix = ck_gc_mul(s->band, W, &ok);
     s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), npix, &ok), &ok);
     s->pix_bytes = 0; /* the input band is the pixel operand */
-    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, npix, s->taps * s->mb, cg, 0, &ok);
+    const size_t last_rows = rows > 0 ? rows - (s->nbands - 1) * s->band : s->band;
+    const size_t mb_last = mg - (s->nmb - 1) * s->mb;
+    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, npix, last_rows * W, s->taps * s->mb,
+                                        s->taps * mb_last, cg, 0, &ok);
     jobs = N * G * s->nmb;
   } else {
     s->pt = ck_gc_pixel_tile(s->P, cg + mg, KN2ROW_TAP_TILE_FLOATS, s->r.pw);
@@ -157,7 +160,8 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
         mode == MODE_TAP_SUM
             ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), s->pt, &ok), &ok)
             : 0;
-    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->mb, cg, 1, &ok);
+    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->P - (s->ntiles - 1) * s->pt,
+                                        s->mb, mg - (s->nmb - 1) * s->mb, cg, 1, &ok);
     jobs = N * G * s->ntiles * s->nmb;
   }
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;

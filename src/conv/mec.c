@@ -116,7 +116,8 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->tmp_bytes =
       s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, s->lrows, &ok), s->mb, &ok), &ok)
                  : 0;
-  s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, MR, s->mb, s->K, 1, &ok);
+  s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, MR, s->lrows - (s->panels - 1) * MR, s->mb,
+                                      mg - (s->nmb - 1) * s->mb, s->K, 1, &ok);
   const size_t jobs = jobs0 * s->nmb;
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
   s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);

@@ -65,5 +65,9 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
 
 void ck_f32_gemm_4x8__generic(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
                               float *c, size_t ldc, const ck_gemm_epilogue *ep);
+void ck_f32_gemm_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                            float *c, size_t ldc, const ck_gemm_epilogue *ep);
+void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                               float *c, size_t ldc, const ck_gemm_epilogue *ep);
 
 #endif

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "igemm.h"
 #include "internal.h"
 #include "kernels.h"
 
@@ -16,13 +17,23 @@
  * cache a size aims at (see ck_kernels in kernels.h). */
 
 const ck_kernels ck_kernels_generic = {
-    .isa = CK_ISA_GENERIC, .name = "generic",
+    .isa = CK_ISA_GENERIC,
+    .name = "generic",
 
     /* packed GEMM: not built yet */
 
-    /* indirect GEMM: not built yet */
+    /* indirect GEMM: a 4x8 tile of scalars */
+    .igemm = ck_f32_igemm_4x8__generic,
+    .igemm_name = "ck_f32_igemm_4x8__generic",
+    .igemm_mr = 4,
+    .igemm_nr = 8,
 
-    /* depthwise: not built yet */
+    /* depthwise: blocks of 8 channels; 9 and 25 taps single pass, any other count multi-pass */
+    .dwconv_3x3 = ck_f32_dwconv_9p8c__generic,
+    .dwconv_5x5 = ck_f32_dwconv_25p8c__generic,
+    .dwconv_any = ck_f32_dwconv_mp8c__generic,
+    .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}8c__generic",
+    .dw_cb = 8,
 };
 
 #ifdef CK_HAVE_AVX2

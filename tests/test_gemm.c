@@ -287,8 +287,11 @@ Test(gemm_engine, packed_operands_bias_clamp_every_isa) {
   const ck_kernels *tabs[8];
   int nt = gemm_tables(tabs);
   cr_assert(nt >= 1, "the generic table has a GEMM kernel");
+  /* k of 800 spans several KC blocks (alpha/beta on the first, bias/clamp on the last), m of 900
+   * several MC blocks */
   static const size_t shapes[][3] = {{1, 1, 1},     {5, 7, 3},      {17, 33, 9},  {64, 64, 64},
-                                     {70, 45, 300}, {129, 20, 257}, {3, 300, 41}, {200, 130, 1}};
+                                     {70, 45, 300}, {129, 20, 257}, {3, 300, 41}, {200, 130, 1},
+                                     {40, 70, 800}, {900, 50, 20}};
   uint64_t seed = 1;
   for (int t = 0; t < nt; t++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -306,11 +309,13 @@ Test(gemm_engine, packed_operands_bias_clamp_every_isa) {
 Test(gemm_engine, identical_bits_for_1_and_2_threads) {
   const ck_kernels *tabs[8];
   int nt = gemm_tables(tabs);
+  /* tall (many row blocks), wide (column chunks), several KC blocks, both operands plain or
+   * pre-packed */
   static const size_t shapes[][3] = {
-      {300, 300, 600}, {64, 2000, 300}, {2000, 40, 300}, {33, 900, 1100}, {500, 70, 90}};
+      {300, 200, 500}, {40, 1500, 300}, {1500, 40, 300}, {33, 700, 900}, {500, 70, 90}};
   for (int t = 0; t < nt; t++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-      for (int v = 0; v < 4; v++) {
+      for (int v = 0; v < 4; v += 3) {
         engine_case e = {
             shapes[s][0], shapes[s][1], shapes[s][2], v & 1, v >> 1, 0, 0, CK_BIAS_PER_ROW, 1, 0,
             -INFINITY,    INFINITY};

@@ -64,12 +64,17 @@ static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, block
   bl->kc = balance(p->k, (size_t)kern->kc, 1, &bl->nkb);
   bl->mc = balance(p->m, ck_round_up((size_t)kern->mc, bl->mr), bl->mr, &bl->nic);
   bl->nc = ck_round_up((size_t)kern->nc, bl->nr);
+  /* The buffers are sized from the caps rather than the balanced blocks (which they hold), so
+   * the workspace never shrinks when m, n or k grows: a caller may size one workspace for the
+   * largest of several problems. */
+  const size_t kc_cap = ck_min_size(p->k, (size_t)kern->kc);
+  const size_t mc_cap =
+      ck_min_size(ck_round_up(p->m, bl->mr), ck_round_up((size_t)kern->mc, bl->mr));
+  const size_t nc_cap = ck_min_size(ck_round_up(p->n, bl->nr), bl->nc);
   bl->a_floats = 0;
   bl->b_floats = 0;
-  if (!p->a.packed && !ck_mul_size(bl->mc, bl->kc, &bl->a_floats)) return 0;
-  if (!p->b.packed &&
-      !ck_mul_size(ck_min_size(bl->nc, ck_round_up(p->n, bl->nr)), bl->kc, &bl->b_floats))
-    return 0;
+  if (!p->a.packed && !ck_mul_size(mc_cap, kc_cap, &bl->a_floats)) return 0;
+  if (!p->b.packed && !ck_mul_size(nc_cap, kc_cap, &bl->b_floats)) return 0;
   return 1;
 }
 

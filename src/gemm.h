@@ -49,7 +49,9 @@ void ck_gemm_pack_b(const ck_kernels *kern, size_t k, size_t n, const float *src
                     size_t cs, float *dst);
 
 /* Stores in *bytes the workspace ck_gemm_execute needs for this problem with `threads` threads
- * (packing buffers of every thread). Returns 1, or 0 when the size overflows. */
+ * (packing buffers of every thread). Returns 1, or 0 when the size overflows. The size depends
+ * only on m, n, k, threads and which operands are plain, and never decreases when m, n, k or
+ * threads grow: a workspace sized for the largest of several problems serves them all. */
 int ck_gemm_workspace_size(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
                            size_t *bytes);
 

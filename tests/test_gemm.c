@@ -351,3 +351,30 @@ Test(gemm_engine, clamp_keeps_nan_and_beta_zero_ignores_c) {
     cr_expect_eq(c[3], 0.5f, "%s: 1 clamps to 0.5 (beta 0 ignored NaN in C)", kern->name);
   }
 }
+
+Test(gemm_engine, workspace_never_shrinks_when_sizes_grow) {
+  const ck_kernels *tabs[8];
+  int nt = gemm_tables(tabs);
+  uint64_t st = 3;
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < 2000; i++) {
+      size_t d[3], e[3];
+      for (int j = 0; j < 3; j++) {
+        d[j] = (size_t)ckt_range(&st, 1, 3000);
+        e[j] = d[j] + (size_t)ckt_range(&st, 0, 500);
+      }
+      const int plain_a = i & 1, plain_b = (i >> 1) & 1, threads = 1 + (i >> 2) % 3;
+      ck_gemm_problem p = {0}, q;
+      p.m = d[0], p.n = d[1], p.k = d[2], p.alpha = 1;
+      p.a.packed = !plain_a, p.b.packed = !plain_b;
+      q = p;
+      q.m = e[0], q.n = e[1], q.k = e[2];
+      size_t small = 0, big = 0, more_threads = 0;
+      cr_assert(ck_gemm_workspace_size(tabs[t], &p, threads, &small));
+      cr_assert(ck_gemm_workspace_size(tabs[t], &q, threads, &big));
+      cr_assert(ck_gemm_workspace_size(tabs[t], &q, threads + 1, &more_threads));
+      cr_expect(small <= big && big <= more_threads,
+                "%s: %zu x %zu x %zu needs %zu bytes, %zu x %zu x %zu %zu, with a thread more %zu",
+                tabs[t]->name, d[0], d[1], d[2], small, e[0], e[1], e[2], big, more_threads);
+    }
+}

@@ -231,21 +231,26 @@ static const float *a_block(const job *jb, worker *w, size_t ic, size_t k0, size
   return w->a_buf;
 }
 
-/* Row-major B[kc x cols] (rows rs apart) into w-column panels at dst (panel q at q*kc*w): read
- * row by row across all the columns, so the hardware prefetchers see long contiguous runs
- * instead of kc short rows a power of two apart (which alias in the caches). The caller inlines
- * it with a constant w, making each piece a few vector moves. */
+/* Row-major B[kc x cols] (rows rs apart) into w-column panels at dst (panel q at q*kc*w), KB rows
+ * at a time. Reading whole rows of the block (not kc short rows a power of two apart, which alias
+ * in the caches) lets the hardware prefetchers stream the source; the KB x cols source slice
+ * stays in L1 while each panel receives its KB rows of w floats as one contiguous run, so the
+ * stores fill few lines at a time instead of one line in each of cols / w panels. The caller
+ * inlines it with a constant w, making each piece a few vector moves. */
 static inline __attribute__((always_inline)) void
 pack_b_rows(size_t kc, size_t cols, const float *src, size_t rs, size_t w, float *dst) {
   const size_t full = cols / w, rest = cols - full * w;
-  for (size_t k = 0; k < kc; k++, src += rs) {
-    float *d = dst + k * w;
-    const float *s = src;
-    for (size_t q = 0; q < full; q++, d += w * kc, s += w) memcpy(d, s, w * sizeof(float));
-    if (rest) {
-      memcpy(d, s, rest * sizeof(float));
-      memset(d + rest, 0, (w - rest) * sizeof(float));
-    }
+  enum { KB = 32 };
+  for (size_t k0 = 0; k0 < kc; k0 += KB, src += KB * rs) {
+    const size_t kn = ck_min_size(KB, kc - k0);
+    float *d = dst + k0 * w;
+    for (size_t q = 0; q < full; q++, d += w * kc)
+      for (size_t k = 0; k < kn; k++) memcpy(d + k * w, src + k * rs + q * w, w * sizeof(float));
+    if (rest)
+      for (size_t k = 0; k < kn; k++) {
+        memcpy(d + k * w, src + k * rs + full * w, rest * sizeof(float));
+        memset(d + k * w + rest, 0, (w - rest) * sizeof(float));
+      }
   }
 }
 
@@ -274,6 +279,8 @@ static void pack_b_block(const job *jb, size_t k0, size_t kc, size_t j0, size_t 
     break;
   }
 }
+
+/* ---- The loops ---------------------------------------------------------------------------- */
 
 /* Micro-tiles of rows [i0, i0+rows) x columns [j0, j0+cols) for one KC block: A and B packed,
  * MR panels a_stride apart and NR panels b_stride apart. */
@@ -314,13 +321,14 @@ static void task(const job *jb, worker *w, size_t t) {
     const float *a = a_block(jb, w, ic, k0, kc, &a_stride);
     for (size_t jc = 0; jc < cols; jc += jb->bl.nc) {
       const size_t width = ck_min_size(jb->bl.nc, cols - jc);
-      if (p->b.packed) {
-        macro_tile(jb, &ep, last, kc, i0, rows, a, a_stride, j0 + jc, width,
-                   p->b.data + (j0 + jc) * p->k + k0 * nr, nr * p->k);
-      } else {
+      const float *b = p->b.data + (j0 + jc) * p->k + k0 * nr;
+      size_t b_stride = nr * p->k;
+      if (!p->b.packed) {
         pack_b_block(jb, k0, kc, j0 + jc, width, w->b_buf);
-        macro_tile(jb, &ep, last, kc, i0, rows, a, a_stride, j0 + jc, width, w->b_buf, nr * kc);
+        b = w->b_buf;
+        b_stride = nr * kc;
       }
+      macro_tile(jb, &ep, last, kc, i0, rows, a, a_stride, j0 + jc, width, b, b_stride);
     }
   }
 }
@@ -340,20 +348,35 @@ static void scale_only(const ck_gemm_problem *p) {
   }
 }
 
-/* Columns per task. All of them when there are enough row blocks to keep every thread busy (tall
- * problems, and always with one thread), so each A block is packed once; otherwise the columns
- * are cut into chunks of whole NR panels (wide and skinny problems), aiming at a few tasks per
- * thread so that the dynamic schedule can even out the load. */
-static void choose_chunks(job *jb, int threads) {
-  const size_t n = jb->p->n, nr = jb->bl.nr, panels = ck_div_up(n, nr);
-  size_t pieces = 1;
-  const size_t want = 4 * (size_t)threads;
-  if (threads > 1 && jb->bl.nic < want) {
-    pieces = ck_div_up(want, jb->bl.nic);
-    if (pieces > panels) pieces = panels;
+/* The task grid: row blocks of jb->bl.mc rows times column chunks of jb->chunk columns.
+ *
+ * One thread: the table's MC blocks times all the columns, so every A block is packed once. With
+ * more threads the grid is cut finer, to about four tasks per thread (the dynamic schedule then
+ * evens out unequal tasks and a thread that loses its core): cutting rows makes each task pack
+ * its own copy of B (one copy per 2*MC flops), cutting columns its own copy of A (one transposing
+ * pack per 2*chunk flops, about 2.5 times dearer per element), and an operand that is pre-packed
+ * costs nothing, so the cut that packs least is taken. Neither cut changes the micro-tile grid
+ * (blocks are multiples of MR and NR) nor the KC blocks, so the bits stay the same. */
+static void choose_grid(job *jb, int threads) {
+  const ck_gemm_problem *p = jb->p;
+  const size_t mr = jb->bl.mr, nr = jb->bl.nr;
+  const size_t row_panels = ck_div_up(p->m, mr), col_panels = ck_div_up(p->n, nr);
+  size_t rows = jb->bl.nic, cols = 1; /* pieces */
+  if (threads > 1) {
+    const size_t want = 4 * (size_t)threads;
+    double best = -1;
+    for (size_t r = jb->bl.nic; r <= row_panels && r <= want; r++) {
+      size_t c = ck_min_size(ck_div_up(want, r), col_panels);
+      /* relative packing cost: B copies per row piece, A copies per column piece */
+      double cost = (p->b.packed ? 0.0 : (double)r / (double)p->m) +
+                    (p->a.packed ? 0.0 : 2.5 * (double)c / (double)p->n);
+      if (best < 0 || cost < best) best = cost, rows = r, cols = c;
+    }
   }
-  jb->chunk = ck_div_up(panels, pieces) * nr;
-  jb->nch = ck_div_up(n, jb->chunk);
+  jb->bl.mc = ck_div_up(row_panels, rows) * mr;
+  jb->bl.nic = ck_div_up(p->m, jb->bl.mc);
+  jb->chunk = ck_div_up(col_panels, cols) * nr;
+  jb->nch = ck_div_up(p->n, jb->chunk);
 }
 
 void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
@@ -377,7 +400,7 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
     int t = (int)(flops / min_flops_per_thread);
     threads = t < 1 ? 1 : t;
   }
-  choose_chunks(&jb, threads);
+  choose_grid(&jb, threads);
   const size_t tasks = jb.bl.nic * jb.nch;
   if ((size_t)threads > tasks) threads = (int)tasks;
 

@@ -58,23 +58,25 @@ int ck_fpenv_flush_supported(void) {
 }
 
 void ck_fpenv_flush_begin(int threads) {
-  if (threads <= 1) {
-    thread_begin();
-    return;
-  }
-#pragma omp parallel num_threads(threads)
+  /* The calling thread first, outside any region: a runtime that copies the master's control
+   * register into the team at every fork (LLVM libomp on x86) then flushes everywhere, and one
+   * that does not (libgomp) gets every worker set by the region below. */
   thread_begin();
+  if (threads <= 1) return;
+  const void *caller = &tls;
+#pragma omp parallel num_threads(threads)
+  if (&tls != caller) thread_begin();
 }
 
 void ck_fpenv_flush_end(int threads) {
   /* The calling thread's own bits from before begin: what a pool thread it created meanwhile
    * would have inherited outside the flushing window. */
   const uint64_t inherited = tls.depth > 0 ? tls.saved : read_control() & CK_FLUSH_BITS;
-  if (threads <= 1) {
-    thread_end(inherited);
-    return;
-  }
+  if (threads > 1) {
+    const void *caller = &tls;
 #pragma omp parallel num_threads(threads)
+    if (&tls != caller) thread_end(inherited);
+  }
   thread_end(inherited);
 }
 

@@ -55,13 +55,34 @@ static void set_control(uint64_t v) {
 static _Thread_local uint64_t my_expected;
 static _Thread_local int my_expected_set;
 
-/* Gives every thread of a team of t its own control value: base, plus FTZ only on odd team
- * numbers, so the caller and the workers differ. */
+/* Whether the OpenMP runtime copies the master's control register into the workers at every
+ * fork (LLVM libomp on x86 does; libgomp leaves each thread's own). Then a worker cannot keep a
+ * value of its own across regions, and the tests give every thread the caller's value. */
+static int runtime_copies_master_control(void) {
+  const uint64_t before = get_control();
+  set_control(before | FTZ_ONLY);
+  const void *caller = &my_expected;
+#pragma omp parallel num_threads(2)
+  if (&my_expected != caller) set_control(before & ~(uint64_t)FTZ_ONLY);
+  int copies = 0;
+#pragma omp parallel num_threads(2) reduction(+ : copies)
+  if (&my_expected != caller) copies += (get_control() & FTZ_ONLY) != 0;
+  set_control(before);
+  return copies > 0;
+}
+
+/* Gives the calling thread `base` (outside any region: libomp restores the master's register at
+ * each join) and every other thread of a team of t its own value: base, plus FTZ only on odd
+ * team numbers when the runtime lets workers keep their own, so caller and workers differ. */
 static void set_team_controls(int t, uint64_t base) {
+  const int copies = runtime_copies_master_control();
+  set_control(base);
+  my_expected = get_control();
+  my_expected_set = 1;
+  const void *caller = &my_expected;
 #pragma omp parallel num_threads(t)
-  {
-    uint64_t v = base | (omp_get_thread_num() % 2 ? FTZ_ONLY : 0);
-    set_control(v);
+  if (&my_expected != caller) {
+    set_control(base | (!copies && omp_get_thread_num() % 2 ? FTZ_ONLY : 0));
     my_expected = get_control();
     my_expected_set = 1;
   }
@@ -81,6 +102,8 @@ static int team_controls_changed(int t) {
 }
 
 static void reset_team_controls(int t, uint64_t v) {
+  set_control(v);
+  my_expected_set = 0;
 #pragma omp parallel num_threads(t)
   {
     set_control(v);

@@ -2,10 +2,12 @@
  * read as 0, denormal results become 0) and gets its own floating-point control bits back
  * afterwards; without the flag no thread's floating-point state is touched. Runs every built
  * algorithm on every ISA this machine has. */
+#define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +265,84 @@ Test(denormals, every_worker_of_the_team_flushes) {
     still += (get_control() & FLUSH_BITS) != 0;
     cr_expect_eq(still, 0, "team of %d: %d threads still flush after end", t, still);
     set_control(before);
+  }
+}
+
+/* Flagged and unflagged executions from 8 application threads at once: each gets what its own
+ * plan asks for (no flushing leaks into a default plan's team, none is lost from a flagged one),
+ * and every application thread ends with the bits it started with. */
+typedef struct {
+  const ck_plan *plan;
+  const float *in;
+  size_t nout, ws;
+  int flush, bad_values, bad_state;
+  float unflushed;
+  pthread_barrier_t *start;
+} mixed_job;
+
+static void *mixed_worker(void *arg) {
+  mixed_job *j = arg;
+  float *out = malloc(j->nout * sizeof(float));
+  void *ws = malloc(j->ws + 1);
+  const uint64_t before = get_control();
+  pthread_barrier_wait(j->start);
+  for (int r = 0; r < 20; r++) {
+    if (ck_conv_execute(j->plan, j->in, out, r % 2 ? NULL : ws) != CK_OK) j->bad_values++;
+    for (size_t i = 0; i < j->nout; i++) {
+      const float want = j->flush ? 0.0f : j->unflushed;
+      if (!(fabsf(out[i] - want) <= 1e-4f * want)) j->bad_values++;
+    }
+    j->bad_state += get_control() != before;
+  }
+  free(ws);
+  free(out);
+  return NULL;
+}
+
+Test(denormals, flagged_and_default_plans_at_once_do_not_interfere, .timeout = 300) {
+  ck_conv_desc d;
+  denormal_desc(&d, CK_LAYOUT_NHWC);
+  static float in[N_IN], f[N_F];
+  for (int i = 0; i < N_IN; i++) in[i] = cases[1].x;
+  for (int i = 0; i < N_F; i++) f[i] = cases[1].w;
+  for (int a = 0; a < N_ALGOS; a++) {
+    if (ck_algo_lookup(all_algos[a]) == NULL) continue;
+    ck_plan *plans[2] = {NULL, NULL};
+    for (int flush = 0; flush < 2; flush++) {
+      ck_plan_options o;
+      ck_plan_options_init(&o);
+      o.algo = all_algos[a];
+      o.threads = 2;
+      o.flags = flush ? CK_PLAN_FLUSH_DENORMALS : 0;
+      cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &plans[flush]), CK_OK, "%s",
+                   ck_last_error());
+    }
+    enum { T = 8 };
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, T);
+    pthread_t tid[T];
+    mixed_job jobs[T];
+    for (int t = 0; t < T; t++) {
+      jobs[t] = (mixed_job){.plan = plans[t % 2],
+                            .in = in,
+                            .nout = N_OUT,
+                            .ws = ck_plan_workspace_size(plans[t % 2]),
+                            .flush = t % 2,
+                            .unflushed = cases[1].unflushed,
+                            .start = &start};
+      cr_assert_eq(pthread_create(&tid[t], NULL, mixed_worker, &jobs[t]), 0);
+    }
+    for (int t = 0; t < T; t++) pthread_join(tid[t], NULL);
+    pthread_barrier_destroy(&start);
+    for (int t = 0; t < T; t++) {
+      cr_expect_eq(jobs[t].bad_values, 0, "%s, %s plan, thread %d: %d wrong outputs",
+                   ck_algo_name(all_algos[a]), t % 2 ? "flushing" : "default", t,
+                   jobs[t].bad_values);
+      cr_expect_eq(jobs[t].bad_state, 0, "%s, thread %d: its own bits changed",
+                   ck_algo_name(all_algos[a]), t);
+    }
+    ck_plan_destroy(plans[0]);
+    ck_plan_destroy(plans[1]);
   }
 }
 

@@ -112,7 +112,8 @@ done
 
 # ---- 5. Fuzzing ---------------------------------------------------------------------------
 step "libFuzzer build (clang, ASan + UBSan)"
-CC=clang cmake -S . -B "$OUT/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVKIT_BUILD_FUZZ=ON \
+CC=clang cmake -S . -B "$OUT/fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCONVKIT_BUILD_FUZZ=ON \
   -DCONVKIT_SANITIZE=address,undefined -DCONVKIT_BUILD_TESTS=OFF -DCONVKIT_BUILD_BENCH=OFF \
   >"$OUT/fuzz.log"
 cmake --build "$OUT/fuzz" -j "$JOBS" --target fuzz_conv >>"$OUT/fuzz.log" 2>&1 || {

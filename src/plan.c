@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conv/conv.h"
+#include "fpenv.h"
 
 struct ck_plan {
   ck_conv_ctx ctx;
@@ -71,8 +72,10 @@ static ck_status validate_options(const ck_plan_options *o) {
                    o->flags & ~(unsigned)CK_KNOWN_FLAGS);
   if (o->flags & CK_PLAN_MEASURE)
     return ck_fail(CK_ERROR_UNSUPPORTED, "flags: CK_PLAN_MEASURE is not built yet");
-  if (o->flags & CK_PLAN_FLUSH_DENORMALS)
-    return ck_fail(CK_ERROR_UNSUPPORTED, "flags: CK_PLAN_FLUSH_DENORMALS is not built yet");
+  if ((o->flags & CK_PLAN_FLUSH_DENORMALS) && !ck_fpenv_flush_supported())
+    return ck_fail(CK_ERROR_UNSUPPORTED,
+                   "flags: CK_PLAN_FLUSH_DENORMALS is not available on this target (no "
+                   "flush-to-zero control)");
   return CK_OK;
 }
 
@@ -219,14 +222,15 @@ ck_status ck_conv_execute(const ck_plan *p, const float *input, float *output, v
     return ck_fail(CK_ERROR_INVALID_ARGUMENT,
                    "input (%p, %zu bytes) and output (%p, %zu bytes) overlap", (const void *)input,
                    in_bytes, (void *)output, out_bytes);
-  if (workspace != NULL) {
-    p->impl->execute(&p->ctx, input, output, workspace);
-    return CK_OK;
-  }
+  /* With CK_PLAN_FLUSH_DENORMALS every thread of the plan's team runs with FTZ+DAZ, and gets
+   * its own bits back afterwards (fpenv.h); the algorithm does not know. */
+  const int flush = (p->flags & CK_PLAN_FLUSH_DENORMALS) != 0;
   ck_plan *mp = (ck_plan *)p; /* the lock is the one mutable part of a plan */
-  pthread_mutex_lock(&mp->own_workspace_lock);
-  p->impl->execute(&p->ctx, input, output, p->own_workspace);
-  pthread_mutex_unlock(&mp->own_workspace_lock);
+  if (workspace == NULL) pthread_mutex_lock(&mp->own_workspace_lock);
+  if (flush) ck_fpenv_flush_begin(p->ctx.threads);
+  p->impl->execute(&p->ctx, input, output, workspace != NULL ? workspace : p->own_workspace);
+  if (flush) ck_fpenv_flush_end(p->ctx.threads);
+  if (workspace == NULL) pthread_mutex_unlock(&mp->own_workspace_lock);
   return CK_OK;
 }
 

@@ -2,13 +2,32 @@
  * Per image: a single-threaded im2col of all channels into a [C*kh*kw] x [out_h*out_w] column
  * buffer (skipped for 1x1 / stride 1 / no padding, as Caffe's is_1x1_), one sgemm per group,
  * then the bias as a rank-1 sgemm with a row of ones (Caffe's forward_cpu_bias). Only the GEMMs
- * use threads (openblas_set_num_threads). */
+ * use threads (openblas_set_num_threads). OpenBLAS is opened with dlopen (RTLD_LOCAL) so that its
+ * BLAS symbols do not capture other BLAS libraries' internal calls (see bench/CMakeLists.txt). */
 #include <cblas.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "baselines.h"
+
+static __typeof__(cblas_sgemm) *sgemm;
+static __typeof__(openblas_set_num_threads) *set_threads;
+static const char *load_error;
+
+static void load(void) {
+  void *h = dlopen(CKB_CONV_OPENBLAS_PATH, RTLD_NOW | RTLD_LOCAL);
+  if (h == NULL) {
+    load_error = dlerror();
+    return;
+  }
+  *(void **)&sgemm = dlsym(h, "cblas_sgemm");
+  *(void **)&set_threads = dlsym(h, "openblas_set_num_threads");
+  if (sgemm == NULL || set_threads == NULL)
+    load_error = "cblas_sgemm or openblas_set_num_threads missing";
+}
 
 typedef struct {
   ck_conv_desc d;
@@ -44,6 +63,12 @@ static void *create(const ck_conv_desc *d, const float *filter_oihw, const float
     snprintf(err, err_len, "im2col + OpenBLAS runs NCHW only");
     return NULL;
   }
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, load);
+  if (load_error != NULL) {
+    snprintf(err, err_len, "cannot open %s: %s", CKB_CONV_OPENBLAS_PATH, load_error);
+    return NULL;
+  }
   im2col_openblas *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->d = *d;
@@ -77,7 +102,7 @@ static void run(void *inst, const float *input, float *output) {
   const int C = d->in_channels, H = d->in_height, W = d->in_width, M = d->out_channels;
   const int G = d->groups, MG = M / G;
   const int P = s->oh * s->ow, KG = C / G * d->kernel_height * d->kernel_width;
-  openblas_set_num_threads(s->threads);
+  set_threads(s->threads);
   for (int n = 0; n < d->batch; n++) {
     const float *im = input + (size_t)n * C * H * W;
     float *out = output + (size_t)n * M * P;
@@ -87,11 +112,11 @@ static void run(void *inst, const float *input, float *output) {
       col = s->col;
     }
     for (int g = 0; g < G; g++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, MG, P, KG, 1.0f,
-                  s->filter + (size_t)g * MG * KG, KG, col + (size_t)g * KG * P, P, 0.0f,
-                  out + (size_t)g * MG * P, P);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, P, 1, 1.0f, s->bias, 1, s->ones, P,
-                1.0f, out, P);
+      sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, MG, P, KG, 1.0f,
+            s->filter + (size_t)g * MG * KG, KG, col + (size_t)g * KG * P, P, 0.0f,
+            out + (size_t)g * MG * P, P);
+    sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, P, 1, 1.0f, s->bias, 1, s->ones, P, 1.0f,
+          out, P);
   }
 }
 

@@ -19,6 +19,8 @@ static int usage(FILE *f) {
              "     --layout nchw|nhwc     tensor layout (default nhwc)\n"
              "     --check                compare each result with the reference\n"
              "     --csv FILE             also write the rows as CSV\n"
+             "     --stat median|min      statistic of the summary (default median; min on a\n"
+             "                            busy machine)\n"
              "     --quick                fewer repetitions (about a minute for the suite)\n"
              "  gemm [options]            time the packed GEMM engine\n"
              "  peak [options]            FMA peak per ISA and thread count\n");

@@ -17,31 +17,32 @@ static int is_pointwise(const ck_conv_desc *d) {
          d->pad_right == 0;
 }
 
+/* Rules measured on the suite (bench/layers.csv) with every algorithm, 1 and 2 threads, both
+ * layouts (convkit-bench conv --algo all): see the comments of each branch. After the first
+ * choice the order is the fallback for tighter workspace limits, fastest first. */
 int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threads,
                     ck_algo order[CK_PLANNER_MAX_CANDIDATES]) {
   (void)kern;
   (void)threads;
   const ck_conv_desc *d = &pb->d;
-  const int nhwc = d->layout == CK_LAYOUT_NHWC;
   ck_algo pref[CK_PLANNER_MAX_CANDIDATES];
-  if (is_depthwise(pb)) {
-    /* Per-channel kernels over an indirection buffer; the GEMM algorithms degenerate into
-     * 1-row products per channel. */
-    const ck_algo o[] = {CK_ALGO_INDIRECT, CK_ALGO_IM2COL,    CK_ALGO_MEC,
-                         CK_ALGO_KN2ROW,   CK_ALGO_KN2ROW_AA, CK_ALGO_REFERENCE};
-    memcpy(pref, o, sizeof o);
-  } else if (is_pointwise(d)) {
-    /* A 1x1 stride-1 convolution is one GEMM on the input as it is: im2col skips its lowering. */
-    const ck_algo o[] = {CK_ALGO_IM2COL, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW_AA,
-                         CK_ALGO_MEC,    CK_ALGO_KN2ROW,   CK_ALGO_REFERENCE};
-    memcpy(pref, o, sizeof o);
-  } else if (nhwc) {
+  if (is_depthwise(pb) || d->layout == CK_LAYOUT_NHWC) {
+    /* Depthwise: per-channel kernels over an indirection buffer, while the GEMM algorithms
+     * degenerate into 1-row products per channel. NHWC: the indirect GEMM reads the input in
+     * place (no lowering pass), and won or tied every suite layer. */
     const ck_algo o[] = {CK_ALGO_INDIRECT,  CK_ALGO_IM2COL, CK_ALGO_MEC,
                          CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
     memcpy(pref, o, sizeof o);
+  } else if (is_pointwise(d)) {
+    /* NCHW 1x1 stride 1: one GEMM on the input as it is (im2col skips its lowering), where the
+     * indirect GEMM would transpose input and output, as costly as the GEMM itself. */
+    const ck_algo o[] = {CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT,
+                         CK_ALGO_MEC,    CK_ALGO_KN2ROW,    CK_ALGO_REFERENCE};
+    memcpy(pref, o, sizeof o);
   } else {
-    const ck_algo o[] = {CK_ALGO_IM2COL, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW_AA,
-                         CK_ALGO_MEC,    CK_ALGO_KN2ROW,   CK_ALGO_REFERENCE};
+    /* NCHW with taps: transposing in and out costs less than im2col's K x P lowering. */
+    const ck_algo o[] = {CK_ALGO_INDIRECT,  CK_ALGO_IM2COL, CK_ALGO_MEC,
+                         CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
     memcpy(pref, o, sizeof o);
   }
   int n = 0;

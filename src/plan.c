@@ -129,11 +129,12 @@ static ck_status try_algo(ck_plan *p, ck_algo a, const ck_conv_weights *w, size_
 static ck_status choose_algo(ck_plan *p, const ck_plan_options *o, const ck_conv_weights *w) {
   if (o->algo != CK_ALGO_AUTO) return try_algo(p, o->algo, w, o->workspace_limit);
   ck_algo order[CK_PLANNER_MAX_CANDIDATES];
-  const int n = ck_planner_rank(&p->ctx.pb, p->ctx.kern, p->ctx.threads, order);
+  int contenders = 1;
+  const int n = ck_planner_rank(&p->ctx.pb, p->ctx.kern, p->ctx.threads, order, &contenders);
   ck_status last = CK_ERROR_UNSUPPORTED;
   if (o->flags & CK_PLAN_MEASURE) {
     ck_algo a = CK_ALGO_AUTO;
-    last = ck_planner_measure(&p->ctx, w, o->workspace_limit, order, n, &a);
+    last = ck_planner_measure(&p->ctx, w, o->workspace_limit, order, n, contenders, &a);
     if (last == CK_OK) {
       p->impl = ck_algo_lookup(a);
       p->algo = a;

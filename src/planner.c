@@ -21,11 +21,13 @@ static int is_pointwise(const ck_conv_desc *d) {
  * layouts (convkit-bench conv --algo all): see the comments of each branch. After the first
  * choice the order is the fallback for tighter workspace limits, fastest first. */
 int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threads,
-                    ck_algo order[CK_PLANNER_MAX_CANDIDATES]) {
+                    ck_algo order[CK_PLANNER_MAX_CANDIDATES], int *contenders) {
   (void)kern;
   (void)threads;
   const ck_conv_desc *d = &pb->d;
   ck_algo pref[CK_PLANNER_MAX_CANDIDATES];
+  /* How many of pref are worth timing: depthwise on GEMM algorithms is 100x slower. */
+  const int timed = is_depthwise(pb) ? 1 : 3;
   if (is_depthwise(pb) || d->layout == CK_LAYOUT_NHWC) {
     /* Depthwise: per-channel kernels over an indirection buffer, while the GEMM algorithms
      * degenerate into 1-row products per channel. NHWC: the indirect GEMM reads the input in
@@ -45,9 +47,13 @@ int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threa
                          CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
     memcpy(pref, o, sizeof o);
   }
-  int n = 0;
-  for (int i = 0; i < CK_PLANNER_MAX_CANDIDATES; i++)
-    if (ck_algo_lookup(pref[i]) != NULL) order[n++] = pref[i];
+  int n = 0, c = 0;
+  for (int i = 0; i < CK_PLANNER_MAX_CANDIDATES; i++) {
+    if (ck_algo_lookup(pref[i]) == NULL) continue;
+    order[n++] = pref[i];
+    if (i < timed && pref[i] != CK_ALGO_REFERENCE) c = n;
+  }
+  *contenders = c > 0 ? c : 1;
   return n;
 }
 
@@ -57,7 +63,7 @@ int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threa
  * warms its caches and touches its memory); further runs, up to a few, go to candidates whose
  * first run is within reach of the best so far, while the extra time stays under the budget.
  * So a plan costs set-up + one run of each candidate + at most the budget. */
-#define MEASURE_EXTRA_BUDGET_S 0.25
+#define MEASURE_EXTRA_BUDGET_S 0.15
 #define MEASURE_RUNS 3        /* runs of a contender */
 #define MEASURE_RUNS_SHORT 10 /* runs of a contender whose run is shorter than a millisecond */
 #define MEASURE_CONTENDER 1.5 /* first run within this factor of the best: time it again */
@@ -72,8 +78,35 @@ static void fill_scratch(float *x, size_t n) {
   }
 }
 
+/* Runs candidate c a few times (see the bounds above) and returns its fastest run in seconds,
+ * or a negative value when its workspace cannot be allocated. */
+static double time_candidate(const ck_algo_impl *impl, const ck_conv_ctx *c, const float *in,
+                             float *out, double best_s, double *extra_s) {
+  void *ws = NULL;
+  if (c->workspace_size > 0) {
+    ws = ck_aligned_alloc(c->workspace_size);
+    if (ws == NULL) return -1;
+    memset(ws, 0, c->workspace_size); /* page faults are not the algorithm's time */
+  }
+  double t0 = omp_get_wtime();
+  impl->execute(c, in, out, ws);
+  double fastest = omp_get_wtime() - t0;
+  const int runs = fastest < 1e-3 ? MEASURE_RUNS_SHORT : MEASURE_RUNS;
+  for (int r = 1;
+       r < runs && *extra_s < MEASURE_EXTRA_BUDGET_S && !(fastest > MEASURE_CONTENDER * best_s);
+       r++) {
+    t0 = omp_get_wtime();
+    impl->execute(c, in, out, ws);
+    const double t = omp_get_wtime() - t0;
+    *extra_s += t;
+    if (t < fastest) fastest = t;
+  }
+  ck_aligned_free(ws);
+  return fastest;
+}
+
 ck_status ck_planner_measure(ck_conv_ctx *ctx, const ck_conv_weights *w, size_t limit,
-                             const ck_algo *order, int n, ck_algo *algo) {
+                             const ck_algo *order, int n, int contenders, ck_algo *algo) {
   const size_t nin = ck_conv_input_floats(&ctx->pb), nout = ck_conv_output_floats(&ctx->pb);
   float *in = ck_aligned_alloc(nin * sizeof(float));
   float *out = ck_aligned_alloc(nout * sizeof(float));
@@ -92,9 +125,8 @@ ck_status ck_planner_measure(ck_conv_ctx *ctx, const ck_conv_weights *w, size_t 
   const ck_algo_impl *best_impl = NULL;
   double best_s = INFINITY, extra_s = 0;
   ck_status last = CK_ERROR_UNSUPPORTED;
-  for (int i = 0; i < n; i++) {
-    /* The reference is only the last resort (it would never win, and is slow to time). */
-    if (order[i] == CK_ALGO_REFERENCE && best_impl != NULL) continue;
+  /* The contenders, timed; past them only while none fits, untimed. */
+  for (int i = 0; i < n && !(i >= contenders && best_impl != NULL); i++) {
     const ck_algo_impl *impl = ck_algo_lookup(order[i]);
     if (impl == NULL) continue;
     ck_conv_ctx c = *ctx;
@@ -105,39 +137,23 @@ ck_status ck_planner_measure(ck_conv_ctx *ctx, const ck_conv_weights *w, size_t 
       s = ck_fail(CK_ERROR_WORKSPACE_LIMIT,
                   "algo (%s) needs %zu bytes of workspace, more than workspace_limit (%zu)",
                   ck_algo_name(order[i]), c.workspace_size, limit);
-    void *ws = NULL;
-    if (s == CK_OK && c.workspace_size > 0) {
-      ws = ck_aligned_alloc(c.workspace_size);
-      if (ws == NULL)
+    double t = 0;
+    if (s == CK_OK && i < contenders) {
+      t = time_candidate(impl, &c, in, out, best_s, &extra_s);
+      if (t < 0)
         s = ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for %s's workspace (%zu bytes)",
                     ck_algo_name(order[i]), c.workspace_size);
-      else
-        memset(ws, 0, c.workspace_size); /* page faults are not the algorithm's time */
     }
     if (s != CK_OK) {
       impl->destroy(&c);
       last = s;
       continue;
     }
-    double t0 = omp_get_wtime();
-    impl->execute(&c, in, out, ws);
-    double fastest = omp_get_wtime() - t0;
-    const int runs = fastest < 1e-3 ? MEASURE_RUNS_SHORT : MEASURE_RUNS;
-    for (int r = 1;
-         r < runs && extra_s < MEASURE_EXTRA_BUDGET_S && !(fastest > MEASURE_CONTENDER * best_s);
-         r++) {
-      t0 = omp_get_wtime();
-      impl->execute(&c, in, out, ws);
-      double t = omp_get_wtime() - t0;
-      extra_s += t;
-      if (t < fastest) fastest = t;
-    }
-    ck_aligned_free(ws);
-    if (best_impl == NULL || fastest < MEASURE_MARGIN * best_s) {
+    if (best_impl == NULL || t < MEASURE_MARGIN * best_s) {
       if (best_impl != NULL) best_impl->destroy(&best);
       best = c;
       best_impl = impl;
-      best_s = fastest;
+      best_s = t;
       *algo = order[i];
     } else {
       impl->destroy(&c);

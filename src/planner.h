@@ -15,17 +15,21 @@
 #define CK_PLANNER_MAX_CANDIDATES 6
 
 /* Writes the built algorithms for problem pb into order[], predicted fastest first, the
- * reference last; returns their number (at least 1: the reference is always built). */
+ * reference last; returns their number (at least 1: the reference is always built).
+ * *contenders (1 <= *contenders <= the count) is how many of the first are worth timing: the
+ * rest are predicted several times slower and are timed by CK_PLAN_MEASURE only when none of the
+ * contenders fits the workspace limit. */
 int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threads,
-                    ck_algo order[CK_PLANNER_MAX_CANDIDATES]);
+                    ck_algo order[CK_PLANNER_MAX_CANDIDATES], int *contenders);
 
-/* Times the candidates order[0..n) (built, in ck_planner_rank's order) on ctx's problem,
- * kernels and threads; those whose workspace exceeds limit (0: none) are skipped. On CK_OK,
- * ctx->state and ctx->workspace_size are the winner's (every other candidate's state is
- * destroyed), *algo its id. The reference is timed only when no other candidate fits. Fails
- * with CK_ERROR_OUT_OF_MEMORY when no candidate could be set up for lack of memory, or with the
+/* Times the candidates order[0..contenders) (built, in ck_planner_rank's order) on ctx's
+ * problem, kernels and threads, skipping those whose workspace exceeds limit (0: none); when
+ * none of them fits, takes the first of order[contenders..n) that fits, untimed beyond one run
+ * (the reference comes last, so it runs only when nothing else fits). On CK_OK, ctx->state and
+ * ctx->workspace_size are the winner's (every other candidate's state is destroyed), *algo its
+ * id. Fails with CK_ERROR_OUT_OF_MEMORY when the scratch tensors cannot be allocated, or with the
  * last candidate's error. */
 ck_status ck_planner_measure(ck_conv_ctx *ctx, const ck_conv_weights *w, size_t limit,
-                             const ck_algo *order, int n, ck_algo *algo);
+                             const ck_algo *order, int n, int contenders, ck_algo *algo);
 
 #endif

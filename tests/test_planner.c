@@ -283,7 +283,8 @@ Test(planner, auto_honours_limits_from_zero_up, .timeout = 600) {
     ck_conv_problem pb;
     cr_assert_eq(ck_conv_problem_init(&d, &pb), CK_OK);
     ck_algo order[CK_PLANNER_MAX_CANDIDATES];
-    const int n = ck_planner_rank(&pb, ck_kernels_for(CK_ISA_AUTO), threads, order);
+    int contenders = 0;
+    const int n = ck_planner_rank(&pb, ck_kernels_for(CK_ISA_AUTO), threads, order, &contenders);
     cr_assert(n >= 1 && order[n - 1] == CK_ALGO_REFERENCE, "the reference must come last");
     for (int l = 0; l < nl; l++) {
       for (int measure = 0; measure < 2; measure++) {
@@ -320,7 +321,10 @@ Test(planner, rank_lists_each_built_algorithm_once) {
     ck_conv_problem pb;
     cr_assert_eq(ck_conv_problem_init(&d, &pb), CK_OK);
     ck_algo order[CK_PLANNER_MAX_CANDIDATES];
-    const int n = ck_planner_rank(&pb, ck_kernels_for(CK_ISA_AUTO), 1 + i % 2, order);
+    int contenders = 0;
+    const int n = ck_planner_rank(&pb, ck_kernels_for(CK_ISA_AUTO), 1 + i % 2, order, &contenders);
+    cr_assert(contenders >= 1 && contenders <= n, "case %d: %d contenders of %d", i, contenders, n);
+    if (n > 1) cr_assert_neq(order[contenders - 1], CK_ALGO_REFERENCE, "case %d", i);
     int built = 1;
     for (size_t a = 0; a < N_EXPLICIT; a++) built += ck_algo_lookup(explicit_algos[a]) != NULL;
     cr_assert_eq(n, built, "case %d: %d candidates for %d built algorithms", i, n, built);

@@ -3,7 +3,7 @@
  * forward inference, direct algorithm (oneDNN then picks its fastest kernel, brgemm conv on
  * AVX-512). For NCHW data the instance reorders the input to NHWC and the output back, and that
  * time is part of each run: the price an NCHW user of oneDNN pays. Threads: oneDNN's OpenMP
- * runtime uses omp_get_max_threads(), set before creation and before each run. */
+ * runtime uses omp_get_max_threads(), set around creation and each run. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +138,7 @@ fail:
 
 static void run(void *inst, const float *input, float *output) {
   onednn *s = inst;
+  const int saved_threads = omp_get_max_threads(); /* the caller's default, restored below */
   omp_set_num_threads(s->threads);
   dnnl_memory_t src = s->nchw ? s->user_src : s->src, dst = s->nchw ? s->user_dst : s->dst;
   dnnl_memory_set_data_handle(src, (void *)input);
@@ -156,6 +157,7 @@ static void run(void *inst, const float *input, float *output) {
     dnnl_primitive_execute(s->to_nchw, s->stream, 2, a);
   }
   dnnl_stream_wait(s->stream);
+  omp_set_num_threads(saved_threads);
 }
 
 static size_t workspace(const void *inst) {

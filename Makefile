@@ -3,9 +3,15 @@ BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-BENCH_ARGS ?= --algo reference --threads 1 --check
+# make bench: the whole suite, AUTO and every algorithm, 1 thread and all threads, with the
+# baselines found at build time; BENCH_ARGS=--quick (or make bench-quick) for about a minute.
+BENCH_THREADS ?= 1,$(shell nproc 2>/dev/null || echo 2)
+BENCH_ARGS ?=
+BENCH_CHECK ?= --check
+BENCH_OUT ?= bench/results
+BENCH_DEPS ?= gnuplot-nox libopenblas-dev libdnnl-dev libxnnpack-dev libpthreadpool-dev
 
-.PHONY: all deps configure build test bench clean
+.PHONY: all deps bench-deps configure build test bench bench-quick clean
 
 all: build
 
@@ -22,10 +28,28 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure
 
-bench: build
-	mkdir -p bench/results
-	$(BUILD)/bench/convkit-bench conv --suite bench/layers.csv $(BENCH_ARGS) \
-	  --csv bench/results/conv.csv
+# The bench's extras (chart, baselines) are optional: without them the bench still runs.
+bench-deps:
+	@CONVKIT_EXTRA_DEPS="$(BENCH_DEPS)" sh tools/ensure-deps.sh || \
+	  echo "convkit: continuing without the missing bench extras (chart, baselines)" >&2
+
+# Both runs and the chart happen even when a --check fails; the target fails at the end then.
+bench: bench-deps
+	$(MAKE) build
+	mkdir -p $(BENCH_OUT)
+	st=0; \
+	$(BUILD)/bench/convkit-bench conv --suite bench/layers.csv --layout nhwc --algo auto,all \
+	  --baselines all --threads $(BENCH_THREADS) $(BENCH_CHECK) $(BENCH_ARGS) \
+	  --csv $(BENCH_OUT)/conv-nhwc.csv || st=1; \
+	$(BUILD)/bench/convkit-bench conv --suite bench/layers.csv --layout nchw --algo auto \
+	  --baselines onednn,im2col-openblas --threads $(BENCH_THREADS) $(BENCH_CHECK) $(BENCH_ARGS) \
+	  --csv $(BENCH_OUT)/conv-nchw.csv || st=1; \
+	sh bench/plot-conv.sh $(BENCH_OUT)/conv.png $(BENCH_OUT)/conv-nhwc.csv \
+	  $(BENCH_OUT)/conv-nchw.csv || true; \
+	exit $$st
+
+bench-quick:
+	$(MAKE) bench BENCH_ARGS=--quick BENCH_CHECK=
 
 clean:
 	rm -rf $(BUILD)

@@ -8,6 +8,7 @@
 
 #include "conv/conv.h"
 #include "fpenv.h"
+#include "planner.h"
 
 struct ck_plan {
   ck_conv_ctx ctx;
@@ -54,11 +55,6 @@ const ck_algo_impl *ck_algo_lookup(ck_algo a) {
   }
 }
 
-/* The candidates AUTO considers, fastest-first for typical shapes. The reference comes last: it
- * is chosen only when nothing else is built or fits. */
-static const ck_algo auto_order[] = {CK_ALGO_INDIRECT,  CK_ALGO_IM2COL, CK_ALGO_MEC,
-                                     CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
-
 static ck_status validate_options(const ck_plan_options *o) {
   if (o->algo < CK_ALGO_AUTO || o->algo > CK_ALGO_INDIRECT)
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "algo (%d) is not a ck_algo value", (int)o->algo);
@@ -70,8 +66,6 @@ static ck_status validate_options(const ck_plan_options *o) {
   if (o->flags & ~(unsigned)CK_KNOWN_FLAGS)
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "flags (0x%x) has unknown bits (0x%x)", o->flags,
                    o->flags & ~(unsigned)CK_KNOWN_FLAGS);
-  if (o->flags & CK_PLAN_MEASURE)
-    return ck_fail(CK_ERROR_UNSUPPORTED, "flags: CK_PLAN_MEASURE is not built yet");
   if ((o->flags & CK_PLAN_FLUSH_DENORMALS) && !ck_fpenv_flush_supported())
     return ck_fail(CK_ERROR_UNSUPPORTED,
                    "flags: CK_PLAN_FLUSH_DENORMALS is not available on this target (no "
@@ -131,13 +125,33 @@ static ck_status try_algo(ck_plan *p, ck_algo a, const ck_conv_weights *w, size_
   return CK_OK;
 }
 
+/* An explicit algorithm is set up or fails (CK_ERROR_WORKSPACE_LIMIT naming both sizes when it
+ * does not fit). AUTO takes the planner's candidates, fastest predicted first, and keeps the
+ * first that sets up within the limit; with CK_PLAN_MEASURE it times them and keeps the
+ * fastest. The reference comes last, so AUTO runs it only when nothing else fits. */
 static ck_status choose_algo(ck_plan *p, const ck_plan_options *o, const ck_conv_weights *w) {
   if (o->algo != CK_ALGO_AUTO) return try_algo(p, o->algo, w, o->workspace_limit);
+  ck_algo order[CK_PLANNER_MAX_CANDIDATES];
+  int contenders = 1;
+  const int n = ck_planner_rank(&p->ctx.pb, p->ctx.kern, p->ctx.threads, order, &contenders);
   ck_status last = CK_ERROR_UNSUPPORTED;
-  for (size_t i = 0; i < sizeof auto_order / sizeof auto_order[0]; i++) {
-    if (ck_algo_lookup(auto_order[i]) == NULL) continue;
-    last = try_algo(p, auto_order[i], w, o->workspace_limit);
-    if (last == CK_OK || last == CK_ERROR_OUT_OF_MEMORY) return last;
+  if (o->flags & CK_PLAN_MEASURE) {
+    ck_algo a = CK_ALGO_AUTO;
+    last = ck_planner_measure(&p->ctx, w, o->workspace_limit, order, n, contenders, &a);
+    if (last == CK_OK) {
+      p->impl = ck_algo_lookup(a);
+      p->algo = a;
+      ck_clear_error(); /* candidates that did not fit left their sentences */
+      return CK_OK;
+    }
+    /* No memory to measure in: the heuristic choice below needs less. */
+  }
+  for (int i = 0; i < n; i++) {
+    last = try_algo(p, order[i], w, o->workspace_limit);
+    if (last == CK_OK) {
+      ck_clear_error();
+      return CK_OK;
+    }
   }
   return last;
 }

@@ -1,0 +1,168 @@
+/* The planner: shape heuristics for AUTO and the measured choice of CK_PLAN_MEASURE. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "planner.h"
+
+/* ---- Shape heuristics -------------------------------------------------------------------- */
+
+static int is_depthwise(const ck_conv_problem *pb) {
+  return pb->cin_g == 1 && pb->cout_g == 1 && pb->d.groups > 1;
+}
+
+static int is_pointwise(const ck_conv_desc *d) {
+  return d->kernel_height == 1 && d->kernel_width == 1 && d->stride_height == 1 &&
+         d->stride_width == 1 && d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
+         d->pad_right == 0;
+}
+
+/* Rules measured on the suite (bench/layers.csv) with every algorithm, 1 and 2 threads, both
+ * layouts (convkit-bench conv --algo all): see the comments of each branch. After the first
+ * choice the order is the fallback for tighter workspace limits, fastest first. */
+int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threads,
+                    ck_algo order[CK_PLANNER_MAX_CANDIDATES], int *contenders) {
+  (void)kern;
+  (void)threads;
+  const ck_conv_desc *d = &pb->d;
+  ck_algo pref[CK_PLANNER_MAX_CANDIDATES];
+  /* How many of pref are worth timing: depthwise on GEMM algorithms is 100x slower. */
+  const int timed = is_depthwise(pb) ? 1 : 3;
+  if (is_depthwise(pb) || d->layout == CK_LAYOUT_NHWC) {
+    /* Depthwise: per-channel kernels over an indirection buffer, while the GEMM algorithms
+     * degenerate into 1-row products per channel. NHWC: the indirect GEMM reads the input in
+     * place (no lowering pass), and won or tied every suite layer. */
+    const ck_algo o[] = {CK_ALGO_INDIRECT,  CK_ALGO_IM2COL, CK_ALGO_MEC,
+                         CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
+    memcpy(pref, o, sizeof o);
+  } else if (is_pointwise(d)) {
+    /* NCHW 1x1 stride 1: one GEMM on the input as it is (im2col skips its lowering), where the
+     * indirect GEMM would transpose input and output, as costly as the GEMM itself. */
+    const ck_algo o[] = {CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT,
+                         CK_ALGO_MEC,    CK_ALGO_KN2ROW,    CK_ALGO_REFERENCE};
+    memcpy(pref, o, sizeof o);
+  } else {
+    /* NCHW with taps: transposing in and out costs less than im2col's K x P lowering. */
+    const ck_algo o[] = {CK_ALGO_INDIRECT,  CK_ALGO_IM2COL, CK_ALGO_MEC,
+                         CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
+    memcpy(pref, o, sizeof o);
+  }
+  int n = 0, c = 0;
+  for (int i = 0; i < CK_PLANNER_MAX_CANDIDATES; i++) {
+    if (ck_algo_lookup(pref[i]) == NULL) continue;
+    order[n++] = pref[i];
+    if (i < timed && pref[i] != CK_ALGO_REFERENCE) c = n;
+  }
+  *contenders = c > 0 ? c : 1;
+  return n;
+}
+
+/* ---- Measurement ------------------------------------------------------------------------- */
+
+/* Bounds of CK_PLAN_MEASURE. Every candidate that fits runs at least once (its first run also
+ * warms its caches and touches its memory); further runs, up to a few, go to candidates whose
+ * first run is within reach of the best so far, while the extra time stays under the budget.
+ * So a plan costs set-up + one run of each candidate + at most the budget. */
+#define MEASURE_EXTRA_BUDGET_S 0.15
+#define MEASURE_RUNS 3        /* runs of a contender */
+#define MEASURE_RUNS_SHORT 10 /* runs of a contender whose run is shorter than a millisecond */
+#define MEASURE_CONTENDER 1.5 /* first run within this factor of the best: time it again */
+#define MEASURE_MARGIN 0.98   /* a later candidate must beat the earlier by 2% (noise) */
+
+/* Deterministic, finite, normal values: timing must not hit denormal slow paths or NaN. */
+static void fill_scratch(float *x, size_t n) {
+  uint32_t s = 0x9e3779b9u;
+  for (size_t i = 0; i < n; i++) {
+    s = s * 1664525u + 1013904223u;
+    x[i] = (float)(s >> 9) * (1.0f / 8388608.0f) - 0.5f;
+  }
+}
+
+/* Runs candidate c a few times (see the bounds above) and returns its fastest run in seconds,
+ * or a negative value when its workspace cannot be allocated. */
+static double time_candidate(const ck_algo_impl *impl, const ck_conv_ctx *c, const float *in,
+                             float *out, double best_s, double *extra_s) {
+  void *ws = NULL;
+  if (c->workspace_size > 0) {
+    ws = ck_aligned_alloc(c->workspace_size);
+    if (ws == NULL) return -1;
+    memset(ws, 0, c->workspace_size); /* page faults are not the algorithm's time */
+  }
+  double t0 = omp_get_wtime();
+  impl->execute(c, in, out, ws);
+  double fastest = omp_get_wtime() - t0;
+  const int runs = fastest < 1e-3 ? MEASURE_RUNS_SHORT : MEASURE_RUNS;
+  for (int r = 1;
+       r < runs && *extra_s < MEASURE_EXTRA_BUDGET_S && !(fastest > MEASURE_CONTENDER * best_s);
+       r++) {
+    t0 = omp_get_wtime();
+    impl->execute(c, in, out, ws);
+    const double t = omp_get_wtime() - t0;
+    *extra_s += t;
+    if (t < fastest) fastest = t;
+  }
+  ck_aligned_free(ws);
+  return fastest;
+}
+
+ck_status ck_planner_measure(ck_conv_ctx *ctx, const ck_conv_weights *w, size_t limit,
+                             const ck_algo *order, int n, int contenders, ck_algo *algo) {
+  const size_t nin = ck_conv_input_floats(&ctx->pb), nout = ck_conv_output_floats(&ctx->pb);
+  float *in = ck_aligned_alloc(nin * sizeof(float));
+  float *out = ck_aligned_alloc(nout * sizeof(float));
+  if (in == NULL || out == NULL) {
+    ck_aligned_free(in);
+    ck_aligned_free(out);
+    return ck_fail(CK_ERROR_OUT_OF_MEMORY,
+                   "out of memory for CK_PLAN_MEASURE's scratch tensors (%zu + %zu floats)", nin,
+                   nout);
+  }
+  fill_scratch(in, nin);
+  memset(out, 0, nout * sizeof(float));
+
+  ck_conv_ctx best = *ctx;
+  best.state = NULL;
+  const ck_algo_impl *best_impl = NULL;
+  double best_s = INFINITY, extra_s = 0;
+  ck_status last = CK_ERROR_UNSUPPORTED;
+  /* The contenders, timed; past them only while none fits, untimed. */
+  for (int i = 0; i < n && !(i >= contenders && best_impl != NULL); i++) {
+    const ck_algo_impl *impl = ck_algo_lookup(order[i]);
+    if (impl == NULL) continue;
+    ck_conv_ctx c = *ctx;
+    c.state = NULL;
+    c.workspace_size = 0;
+    ck_status s = impl->setup(&c, w);
+    if (s == CK_OK && limit != 0 && c.workspace_size > limit)
+      s = ck_fail(CK_ERROR_WORKSPACE_LIMIT,
+                  "algo (%s) needs %zu bytes of workspace, more than workspace_limit (%zu)",
+                  ck_algo_name(order[i]), c.workspace_size, limit);
+    double t = 0;
+    if (s == CK_OK && i < contenders) {
+      t = time_candidate(impl, &c, in, out, best_s, &extra_s);
+      if (t < 0)
+        s = ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for %s's workspace (%zu bytes)",
+                    ck_algo_name(order[i]), c.workspace_size);
+    }
+    if (s != CK_OK) {
+      impl->destroy(&c);
+      last = s;
+      continue;
+    }
+    if (best_impl == NULL || t < MEASURE_MARGIN * best_s) {
+      if (best_impl != NULL) best_impl->destroy(&best);
+      best = c;
+      best_impl = impl;
+      best_s = t;
+      *algo = order[i];
+    } else {
+      impl->destroy(&c);
+    }
+  }
+  ck_aligned_free(in);
+  ck_aligned_free(out);
+  if (best_impl == NULL) return last;
+  ctx->state = best.state;
+  ctx->workspace_size = best.workspace_size;
+  return CK_OK;
+}

@@ -3,9 +3,16 @@
 #include <string.h>
 
 /* The t in [0, len) for which 0 <= iw0 + t*step < w, as [*lo, *hi). */
-static void valid_range(size_t len, long iw0, long step, long w, size_t *lo, size_t *hi) {
-  long l = iw0 >= 0 ? 0 : (-iw0 + step - 1) / step;
-  long h = iw0 >= w ? 0 : (w - 1 - iw0) / step + 1;
+static inline void valid_range(size_t len, long iw0, long step, long w, size_t *lo,
+                               size_t *hi) {
+  long l, h;
+  if (step == 1) { /* no divisions on the common path */
+    l = iw0 >= 0 ? 0 : -iw0;
+    h = w - iw0;
+  } else {
+    l = iw0 >= 0 ? 0 : (-iw0 + step - 1) / step;
+    h = iw0 >= w ? 0 : (w - 1 - iw0) / step + 1;
+  }
   if (l > (long)len) l = (long)len;
   if (h > (long)len) h = (long)len;
   if (h < l) h = l;
@@ -13,18 +20,34 @@ static void valid_range(size_t len, long iw0, long step, long w, size_t *lo, siz
   *hi = (size_t)h;
 }
 
+/* Short copies dominate the lowering (a panel row is NR or MR floats): 8-float vectors keep
+ * them inline rather than calls to memcpy. */
+typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
+
+static inline void copy_floats(float *dst, const float *src, size_t n) {
+  size_t t = 0;
+  for (; t + 8 <= n; t += 8) *(v8f *)(dst + t) = *(const v8f *)(src + t);
+  for (; t < n; t++) dst[t] = src[t];
+}
+
+static inline void zero_floats(float *dst, size_t n) {
+  size_t t = 0;
+  for (; t + 8 <= n; t += 8) *(v8f *)(dst + t) = (v8f){0};
+  for (; t < n; t++) dst[t] = 0.0f;
+}
+
 /* dst[t] = src[iw0 + t*step] for t in [lo, hi), zero elsewhere in [0, len). */
-static void copy_range(float *dst, size_t len, const float *src, long iw0, long step, size_t lo,
-                       size_t hi) {
-  for (size_t t = 0; t < lo; t++) dst[t] = 0.0f;
+static inline void copy_range(float *dst, size_t len, const float *src, long iw0, long step,
+                              size_t lo, size_t hi) {
+  zero_floats(dst, lo);
   if (step == 1) {
-    const float *s = src + iw0;
-    for (size_t t = lo; t < hi; t++) dst[t] = s[t];
+    copy_floats(dst + lo, src + iw0 + (long)lo, hi - lo);
   } else {
     for (size_t t = lo; t < hi; t++) dst[t] = src[iw0 + (long)t * step];
   }
-  for (size_t t = hi; t < len; t++) dst[t] = 0.0f;
+  zero_floats(dst + hi, len - hi);
 }
+
 
 void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, const float *src,
                    size_t src_stride, long iw0, long step, long w) {
@@ -39,40 +62,85 @@ void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs)
     for (size_t j = 0; j < pw; j++) dst[c * pw + j] = ptrs[j][c];
 }
 
-void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size_t np,
-                   ck_tap_range taps, size_t pw, float *dst) {
+/* Cuts one output row's run of `run` pixels (the first at column col0 of its panel, `out`) of
+ * one lowered row into the panels: source elements iw0 + t*sw for t < run, valid for t in
+ * [lo, hi). Whole interior panel rows (the bulk) are plain copies of pw floats. */
+static inline __attribute__((always_inline)) void cut_run(float *out, size_t pstride, size_t pw,
+                                                          size_t col0, size_t run,
+                                                          const float *src, long iw0, long sw,
+                                                          size_t lo, size_t hi) {
+  size_t t = 0, len = pw - col0 < run ? pw - col0 : run;
+  while (t < run) {
+    if (sw == 1 && len == pw && t >= lo) {
+      for (; t + pw <= hi; t += pw, out += pstride) copy_floats(out, src + iw0 + (long)t, pw);
+      if (t >= run) break;
+      len = run - t < pw ? run - t : pw;
+    }
+    const size_t l = lo > t ? (lo - t < len ? lo - t : len) : 0;
+    const size_t h = hi > t ? (hi - t < len ? hi - t : len) : 0;
+    copy_range(out, len, src, iw0 + (long)t * sw, sw, l, h > l ? h : l);
+    out += pstride - (t == 0 ? col0 : 0);
+    t += len;
+    len = run - t < pw ? run - t : pw;
+  }
+}
+
+/* Rows of the lowered matrix are filled one source row at a time: for each output row the tile
+ * covers, each channel and kh, the input row is read sequentially (prefetch-friendly) and its KW
+ * shifted copies are cut into the panels' rows. pw is a constant in the specialized callers. */
+static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_problem *pb,
+                                                             const float *in_g, size_t p0,
+                                                             size_t np, ck_tap_range taps,
+                                                             size_t pw, float *dst) {
   const ck_conv_desc *d = &pb->d;
   const long H = d->in_height, W = d->in_width, OW = pb->out_w;
   const long sh = d->stride_height, sw = d->stride_width;
   const long dh = d->dilation_height, dw = d->dilation_width;
   const long pt = d->pad_top, pl = d->pad_left;
   const size_t cg = (size_t)pb->cin_g, nkh = (size_t)taps.nkh, nkw = (size_t)taps.nkw;
-  const size_t kdim = cg * nkh * nkw;
-  for (size_t a = 0, q = 0; a < np; a += pw, q++) {
-    float *panel = dst + q * kdim * pw;
-    const size_t cnt = np - a < pw ? np - a : pw;
-    if (cnt < pw)
-      for (size_t k = 0; k < kdim; k++) memset(panel + k * pw + cnt, 0, (pw - cnt) * sizeof(float));
-    /* Segments of the panel that lie on one output row. */
-    for (size_t j = 0; j < cnt;) {
-      const size_t p = p0 + a + j;
-      const long oh = (long)(p / (size_t)OW), ow = (long)(p % (size_t)OW);
-      const size_t len = cnt - j < (size_t)(OW - ow) ? cnt - j : (size_t)(OW - ow);
-      const size_t cstride = nkh * nkw * pw; /* from channel c to c+1 in the panel */
+  const size_t kdim = cg * nkh * nkw, pstride = kdim * pw;
+  const size_t tail = np % pw;
+  if (tail) { /* columns past the tile in its last panel */
+    float *panel = dst + np / pw * pstride;
+    for (size_t k = 0; k < kdim; k++) zero_floats(panel + k * pw + tail, pw - tail);
+  }
+  for (size_t i = 0; i < np;) {
+    const size_t p = p0 + i;
+    const long oh = (long)(p / (size_t)OW), ow0 = (long)(p % (size_t)OW);
+    const size_t run = np - i < (size_t)(OW - ow0) ? np - i : (size_t)(OW - ow0);
+    float *const base = dst + i / pw * pstride + i % pw;
+    for (size_t c = 0; c < cg; c++) {
       for (size_t kh = 0; kh < nkh; kh++) {
         const long ih = oh * sh - pt + ((long)taps.kh0 + (long)kh) * dh;
+        const int row_ok = ih >= 0 && ih < H;
+        const float *src = in_g + ((long)c * H + (row_ok ? ih : 0)) * W;
         for (size_t kw = 0; kw < nkw; kw++) {
-          float *row = panel + (kh * nkw + kw) * pw + j;
-          if (ih < 0 || ih >= H) {
-            for (size_t c = 0; c < cg; c++) memset(row + c * cstride, 0, len * sizeof(float));
-          } else {
-            const long iw0 = ow * sw - pl + ((long)taps.kw0 + (long)kw) * dw;
-            ck_lower_rows(row, cstride, cg, len, in_g + ih * W, (size_t)(H * W), iw0, sw, W);
-          }
+          const long iw0 = ow0 * sw - pl + ((long)taps.kw0 + (long)kw) * dw;
+          size_t lo = 0, hi = 0;
+          if (row_ok) valid_range(run, iw0, sw, W, &lo, &hi);
+          cut_run(base + ((c * nkh + kh) * nkw + kw) * pw, pstride, pw, i % pw, run, src, iw0, sw,
+                  lo, hi);
         }
       }
-      j += len;
     }
+    i += run;
+  }
+}
+
+void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size_t np,
+                   ck_tap_range taps, size_t pw, float *dst) {
+  switch (pw) { /* the engines' NR values */
+  case 32:
+    lower_nchw(pb, in_g, p0, np, taps, 32, dst);
+    break;
+  case 16:
+    lower_nchw(pb, in_g, p0, np, taps, 16, dst);
+    break;
+  case 8:
+    lower_nchw(pb, in_g, p0, np, taps, 8, dst);
+    break;
+  default:
+    lower_nchw(pb, in_g, p0, np, taps, pw, dst);
   }
 }
 

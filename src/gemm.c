@@ -190,8 +190,8 @@ static const float *a_block(const job *jb, worker *w, size_t ic, size_t kb, size
   const size_t mr = jb->bl.mr, i0 = ic * jb->bl.mc, k0 = kb * jb->bl.kc;
   const size_t kc = ck_min_size(jb->bl.kc, p->k - k0);
   if (p->a.packed) {
-    *stride = mr * p->k;
-    return p->a.data + i0 * p->k + k0 * mr;
+    *stride = p->a.row_stride ? p->a.row_stride : mr * p->k; /* panel stride (gemm.h) */
+    return p->a.data + i0 / mr * *stride + k0 * mr;
   }
   *stride = mr * kc;
   if (w->a_key != ic + 1) {
@@ -270,8 +270,9 @@ static void prepacked_b_task(const job *jb, worker *w, size_t t, size_t ctx) {
     size_t a_stride;
     w->a_key = 0;
     const float *a = a_block(jb, w, ic, kb, &a_stride);
-    const float *b = p->b.data + j0 * p->k + kb * jb->bl.kc * nr;
-    macro_kernel(jb, kb, i0, rows, j0, cols, a, a_stride, b, nr * p->k);
+    const size_t b_stride = p->b.row_stride ? p->b.row_stride : nr * p->k; /* panel stride */
+    const float *b = p->b.data + j0 / nr * b_stride + kb * jb->bl.kc * nr;
+    macro_kernel(jb, kb, i0, rows, j0, cols, a, a_stride, b, b_stride);
   }
 }
 

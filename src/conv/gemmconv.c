@@ -64,8 +64,9 @@ static void make_problem(const ck_gc_roles *r, const ck_gc_tile *t, ck_gemm_prob
     p->b = pix;
     p->bias_kind = t->bias ? CK_BIAS_PER_ROW : CK_BIAS_NONE;
   } else {
-    pix.row_stride = t->pix.col_stride;
-    pix.col_stride = t->pix.row_stride;
+    /* plain pixels are described as B (k x np): transposed for the A role */
+    pix.row_stride = t->pix.packed ? t->pix.row_stride : t->pix.col_stride;
+    pix.col_stride = t->pix.packed ? 0 : t->pix.row_stride;
     p->m = t->np;
     p->n = t->mb;
     p->a = pix;

@@ -59,7 +59,8 @@ void ck_gc_pack_filter(const ck_kernels *kern, const ck_gc_roles *r, size_t mb, 
  *   beta: 0 (c is written) or 1 (accumulated). bias: mb values or NULL. lo, hi: clamp. */
 typedef struct {
   const float *data;
-  size_t row_stride, col_stride;
+  size_t row_stride, col_stride; /* packed: row_stride is the panel stride, 0 for the layout's
+                                    own (gemm.h) */
   int packed;
 } ck_gc_pixels;
 

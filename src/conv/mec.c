@@ -11,8 +11,8 @@
  * phase (all rows u with u mod dh = 0, then 1, ...): the KH rows of a window are then adjacent.
  *
  * L is written in the engine's packed-A layout (panels of MR rows of L), so a partition is a
- * column offset into every panel and the engine reads it as a pre-packed operand: one engine
- * call per output row and panel (a panel's stride is L's full width, not the window's).
+ * column offset into every panel, read by the engine as a pre-packed operand whose panel stride
+ * is L's full width (gemm.h panel_stride): one engine call per output row.
  *
  * Solution A stacks the images of the batch into L's rows (N*o_w rows) so that small o_w fills
  * the MR-row panels; solution B lowers one image at a time. A is chosen when stacking needs fewer
@@ -24,7 +24,10 @@
  *
  * Tiling: bands of output rows; each job lowers the L of its band (the rows it needs, with the
  * KH - stride overlap between bands lowered twice) and runs the band's GEMMs while L is in cache.
- * Jobs (image or batch, group, band, channel block) are independent under dynamic scheduling.
+ * The GEMMs of a row have few rows (o_w), so the filter would stream from memory once per output
+ * row: they run channel block by channel block, each block of the filter staying in L2 across
+ * all the rows of the band. Jobs (image or batch, group, band, channel split) are independent
+ * under dynamic scheduling.
  */
 #include <math.h>
 #include <omp.h>
@@ -37,6 +40,8 @@
 /* L of one band: 256 Ki floats (1 MiB), half the 2 MiB L2 of the machines measured, so the band
  * stays in L2 from its lowering through its GEMMs. */
 #define MEC_BAND_FLOATS (256u * 1024u)
+/* Filter block reused across the rows of a band: 128 Ki floats (512 KiB) of L2. */
+#define MEC_FILTER_BLOCK_FLOATS (128u * 1024u)
 #define MEC_MIN_BLOCK 32
 
 typedef struct {
@@ -47,7 +52,8 @@ typedef struct {
   size_t Qb, ctot;      /* input rows per dilation phase, columns of L */
   size_t lrows, panels; /* rows of L (nb*o_w) and its MR-row panels */
   int use_tmp;          /* output through a per-thread tile */
-  size_t mb, nmb;
+  size_t mb, nmb;       /* channel split into jobs */
+  size_t cb;            /* channel block of the filter kept in L2 within a job (multiple of NR) */
   size_t fstride;
   float *filter, *bias, *zero;
   size_t l_bytes, tmp_bytes, eng_bytes, region;
@@ -116,8 +122,19 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->tmp_bytes =
       s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, s->lrows, &ok), s->mb, &ok), &ok)
                  : 0;
-  s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, MR, s->lrows - (s->panels - 1) * MR, s->mb,
-                                      mg - (s->nmb - 1) * s->mb, s->K, 1, &ok);
+  s->cb = MEC_FILTER_BLOCK_FLOATS / s->K / s->r.fw * s->r.fw;
+  if (s->cb < s->r.fw) s->cb = s->r.fw;
+  /* Every GEMM is lrows x (a block of at most cb channels) x K: ask the engine for each width. */
+  const size_t mb_last = mg - (s->nmb - 1) * s->mb;
+  const size_t widths[4] = {s->cb < s->mb ? s->cb : s->mb, s->mb % s->cb,
+                            mb_last < s->cb ? mb_last : s->cb, mb_last % s->cb};
+  s->eng_bytes = 0;
+  for (int i = 0; i < 4; i++) {
+    if (widths[i] == 0) continue;
+    size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->lrows, s->lrows, widths[i], widths[i],
+                                    s->K, 1, &ok);
+    if (b > s->eng_bytes) s->eng_bytes = b;
+  }
   const size_t jobs = jobs0 * s->nmb;
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
   s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);
@@ -227,24 +244,24 @@ static void mec_job(const ck_conv_ctx *ctx, const float *in, float *out, size_t 
   const size_t oh0 = band * s->R, nr = OH - oh0 < s->R ? OH - oh0 : s->R;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
   lower_band(pb, s, in, n0, g, oh0 * sh, nr, l);
-  for (size_t r = 0; r < nr; r++) {
-    const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
-    for (size_t p = 0; p < s->panels; p++) {
-      const size_t j0 = p * MR;
-      ck_gc_tile t = {.np = s->lrows - j0 < MR ? s->lrows - j0 : MR,
-                      .mb = mb,
+  for (size_t c0 = 0; c0 < mb; c0 += s->cb) {
+    const size_t cb = mb - c0 < s->cb ? mb - c0 : s->cb;
+    for (size_t r = 0; r < nr; r++) {
+      const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
+      ck_gc_tile t = {.np = s->lrows,
+                      .mb = cb,
                       .k = s->K,
-                      .pix = {.data = l + p * s->ctot * MR + col0 * MR, .packed = 1},
-                      .filt = s->filter + g * s->fstride + m0 * s->K,
+                      .pix = {.data = l + col0 * MR, .row_stride = s->ctot * MR, .packed = 1},
+                      .filt = s->filter + g * s->fstride + (m0 + c0) * s->K,
                       .beta = 0.0f,
-                      .bias = s->bias + g * mg + m0,
+                      .bias = s->bias + g * mg + m0 + c0,
                       .lo = pb->min,
                       .hi = pb->max};
       if (s->use_tmp) {
-        t.c = tmp + (r * s->lrows + j0) * mb;
+        t.c = tmp + r * s->lrows * mb + c0;
         t.ldc = mb;
       } else {
-        t.c = out + ((n0 * OH + oh0 + r) * OW + j0) * M + g * mg + m0;
+        t.c = out + (n0 * OH + oh0 + r) * OW * M + g * mg + m0 + c0;
         t.ldc = M;
       }
       ck_gc_gemm(ctx->kern, &s->r, &t, ews);

@@ -130,10 +130,13 @@ size_t ck_gc_channel_block(size_t jobs, size_t mg, size_t fw, size_t min_block, 
   return mb < mg ? mb : mg;
 }
 
-size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw) {
-  const size_t all = ck_round_up(pixels, pw);
-  size_t t = floats_per_pixel > 0 ? budget / floats_per_pixel : all;
+size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw,
+                        size_t min_tile, size_t max_tile) {
+  size_t all = ck_round_up(pixels, pw), t = floats_per_pixel > 0 ? budget / floats_per_pixel : all;
+  max_tile = max_tile / pw * pw;
+  if (max_tile < all) all = max_tile < pw ? pw : max_tile;
   t = t / pw * pw;
+  if (t < min_tile) t = ck_round_up(min_tile, pw);
   if (t < pw) t = pw;
   return t < all ? t : all;
 }

@@ -93,9 +93,11 @@ size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t
  * channel's sum does not depend on which block computes it. */
 size_t ck_gc_channel_block(size_t jobs, size_t mg, size_t fw, size_t min_block, int threads);
 
-/* Pixel tile: the largest multiple of pw whose lowered floats (tile * floats_per_pixel) fit
- * `budget` floats, at least pw, at most round_up(pixels, pw). */
-size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw);
+/* Pixel tile, a multiple of pw: the largest whose floats (tile * floats_per_pixel) fit `budget`,
+ * raised to min_tile, then capped at max_tile (rounded down to pw) and at round_up(pixels, pw);
+ * never below pw. */
+size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw,
+                        size_t min_tile, size_t max_tile);
 
 /* Per-thread workspace regions: each thread gets `region` bytes (a multiple of CK_ALIGNMENT)
  * after the shared part. ck_gc_ws_total gives the bytes to request (0 when nothing is needed);

@@ -16,6 +16,7 @@
  * Workspace per thread: one lowered tile (K x tile floats) and the engine's buffer.
  */
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,10 @@
  * tile stays in L2 from its lowering to its last read by the micro-kernels, next to the filter
  * block the engine streams. */
 #define IM2COL_TILE_FLOATS (256u * 1024u)
+/* At least 4 panels per tile even when K is large: each block of the filter the engine loads
+ * then serves 4 panels of the tile, not 1 (the lowered tile itself then exceeds L2, but the
+ * engine reads it one KC slice at a time). */
+#define IM2COL_MIN_PANELS 4
 /* Smallest channel block when splitting channels for parallelism: below it the repeated lowering
  * costs more than it balances. */
 #define IM2COL_MIN_BLOCK 32
@@ -68,7 +73,8 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->direct = d->kernel_height == 1 && d->kernel_width == 1 && d->stride_height == 1 &&
               d->stride_width == 1 && d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
               d->pad_right == 0;
-  s->pt = ck_gc_pixel_tile(s->P, s->K, IM2COL_TILE_FLOATS, s->r.pw);
+  s->pt = ck_gc_pixel_tile(s->P, s->K, IM2COL_TILE_FLOATS, s->r.pw, IM2COL_MIN_PANELS * s->r.pw,
+                           SIZE_MAX);
   s->ntiles = ck_div_up(s->P, s->pt);
   const size_t jobs0 = (size_t)d->batch * G * s->ntiles;
   s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, IM2COL_MIN_BLOCK, ctx->threads);

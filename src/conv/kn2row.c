@@ -33,11 +33,11 @@
 
 /* Budgets (floats) of the per-thread working sets, aimed at the 2 MiB L2 of the machines
  * measured:
- *   gathered tap plus the output tile it accumulates into (kn2row-aa, tap sums): 64 Ki floats,
- *   so both stay in L2 across all the taps of the tile;
+ *   gathered tap plus the output tile it accumulates into (kn2row-aa, tap sums): 32 Ki floats
+ *   (128 KiB), so both stay in L2 across all the taps of the tile with the filter's tap block;
  *   partial images of a band (kn2row shift-add): 256 Ki floats (1 MiB), written by the GEMM and
  *   read back by the shift-add pass from L2. */
-#define KN2ROW_TAP_TILE_FLOATS (64u * 1024u)
+#define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
 #define KN2ROW_BAND_FLOATS (256u * 1024u)
 #define KN2ROW_MIN_BLOCK 16
 
@@ -151,7 +151,10 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
                                         s->taps * mb_last, cg, 0, &ok);
     jobs = N * G * s->nmb;
   } else {
-    s->pt = ck_gc_pixel_tile(s->P, cg + mg, KN2ROW_TAP_TILE_FLOATS, s->r.pw);
+    /* At most half the image: two tiles per image and group give two threads work without
+     * splitting channels, which would repeat every tap's gather. */
+    s->pt = ck_gc_pixel_tile(s->P, cg + mg, KN2ROW_TAP_TILE_FLOATS, s->r.pw, 0,
+                             ck_round_up(ck_div_up(s->P, 2), s->r.pw));
     s->ntiles = ck_div_up(s->P, s->pt);
     s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);

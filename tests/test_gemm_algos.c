@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ck_test.h"
+#include "conv/gemmconv.h"
 #include "gemm.h"
 #include "kernels.h"
 
@@ -101,22 +102,26 @@ Test(gemm_algos, depthwise_with_multiplier_strided) {
   check_everywhere(d, one_two, 2);
 }
 
-/* Large enough for several pixel tiles (im2col, kn2row-aa), several input-row bands (kn2row)
- * and several output-row bands (mec), with the bits compared across 1, 2 and 3 threads. */
-Test(gemm_algos, several_tiles_and_bands, .timeout = 600) {
+/* Several pixel tiles (im2col, kn2row-aa), input-row bands (kn2row), output-row bands and filter
+ * blocks (mec), with the bits compared across 1 and 3 threads. The working-set budgets are
+ * divided by 64 so that small problems, cheap for the reference, take these paths. */
+Test(gemm_algos, several_tiles_bands_and_blocks) {
   static const int threads[] = {1, 3};
-  ck_conv_desc d = make_desc(1, 64, 44, 40, 48, 3, 3);
+  ck_gc_budget_shift = 6;
+  ck_conv_desc d = make_desc(1, 16, 20, 18, 40, 3, 3);
   set_pads(&d, 1, 2, 1, 0);
   d.activation = CK_ACTIVATION_RELU;
   check_everywhere(d, threads, 2);
-  ck_conv_desc e = make_desc(2, 24, 50, 46, 20, 3, 3);
+  ck_conv_desc e = make_desc(2, 8, 18, 16, 12, 3, 3);
   set_pads(&e, 2, 2, 2, 2);
   e.dilation_height = e.dilation_width = 2;
   check_everywhere(e, threads, 2);
-  ck_conv_desc f = make_desc(1, 32, 47, 45, 40, 5, 3);
+  ck_conv_desc f = make_desc(1, 12, 21, 19, 20, 5, 3);
   set_pads(&f, 2, 1, 1, 1);
   f.stride_height = 2;
+  f.groups = 2;
   check_everywhere(f, threads, 2);
+  ck_gc_budget_shift = 0;
 }
 
 /* A small image with many channels: too few tiles for the threads, so channels are split into

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdint.h>
 
+int ck_gc_budget_shift = 0;
+
 void ck_gc_roles_init(const ck_kernels *kern, int pix_is_b, ck_gc_roles *r) {
   r->pix_is_b = pix_is_b;
   r->pw = (size_t)(pix_is_b ? kern->nr : kern->mr);

@@ -93,6 +93,14 @@ size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t
  * channel's sum does not depend on which block computes it. */
 size_t ck_gc_channel_block(size_t jobs, size_t mg, size_t fw, size_t min_block, int threads);
 
+/* The working-set budgets of the algorithms (floats), divided by 2^ck_gc_budget_shift. The
+ * shift is 0 in the library; tests raise it so that small problems take the tiled paths (several
+ * tiles, bands and filter blocks) that only large layers reach otherwise. */
+extern int ck_gc_budget_shift;
+static inline size_t ck_gc_budget(size_t floats) {
+  return floats >> ck_gc_budget_shift;
+}
+
 /* Pixel tile, a multiple of pw: the largest whose floats (tile * floats_per_pixel) fit `budget`,
  * raised to min_tile, then capped at max_tile (rounded down to pw) and at round_up(pixels, pw);
  * never below pw. */

@@ -73,7 +73,7 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->direct = d->kernel_height == 1 && d->kernel_width == 1 && d->stride_height == 1 &&
               d->stride_width == 1 && d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
               d->pad_right == 0;
-  s->pt = ck_gc_pixel_tile(s->P, s->K, IM2COL_TILE_FLOATS, s->r.pw, IM2COL_MIN_PANELS * s->r.pw,
+  s->pt = ck_gc_pixel_tile(s->P, s->K, ck_gc_budget(IM2COL_TILE_FLOATS), s->r.pw, IM2COL_MIN_PANELS * s->r.pw,
                            SIZE_MAX);
   s->ntiles = ck_div_up(s->P, s->pt);
   const size_t jobs0 = (size_t)d->batch * G * s->ntiles;

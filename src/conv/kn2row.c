@@ -138,7 +138,7 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     s->mb = ck_gc_channel_block(N * G, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
     const size_t per_row = ck_gc_mul(s->taps * s->mb, W, &ok);
-    s->band = per_row > 0 ? KN2ROW_BAND_FLOATS / per_row : 1;
+    s->band = per_row > 0 ? ck_gc_budget(KN2ROW_BAND_FLOATS) / per_row : 1;
     if (s->band < 1) s->band = 1;
     if (s->band > rows) s->band = rows > 0 ? rows : 1;
     s->nbands = ck_div_up(rows, s->band);
@@ -153,7 +153,7 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   } else {
     /* At most half the image: two tiles per image and group give two threads work without
      * splitting channels, which would repeat every tap's gather. */
-    s->pt = ck_gc_pixel_tile(s->P, cg + mg, KN2ROW_TAP_TILE_FLOATS, s->r.pw, 0,
+    s->pt = ck_gc_pixel_tile(s->P, cg + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS), s->r.pw, 0,
                              ck_round_up(ck_div_up(s->P, 2), s->r.pw));
     s->ntiles = ck_div_up(s->P, s->pt);
     s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);

@@ -109,7 +109,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   while (s->R < OH) {
     size_t qb, width = band_width(pb, s->R + 1, &qb);
     size_t f;
-    if (!ck_mul_size(width, per_lrow, &f) || f > MEC_BAND_FLOATS) break;
+    if (!ck_mul_size(width, per_lrow, &f) || f > ck_gc_budget(MEC_BAND_FLOATS)) break;
     s->R++;
   }
   s->nbands = ck_div_up(OH, s->R);
@@ -122,7 +122,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->tmp_bytes =
       s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, s->lrows, &ok), s->mb, &ok), &ok)
                  : 0;
-  s->cb = MEC_FILTER_BLOCK_FLOATS / s->K / s->r.fw * s->r.fw;
+  s->cb = ck_gc_budget(MEC_FILTER_BLOCK_FLOATS) / s->K / s->r.fw * s->r.fw;
   if (s->cb < s->r.fw) s->cb = s->r.fw;
   /* Every GEMM is lrows x (a block of at most cb channels) x K: ask the engine for each width. */
   const size_t mb_last = mg - (s->nmb - 1) * s->mb;

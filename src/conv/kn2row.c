@@ -53,7 +53,8 @@ typedef struct {
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;
-  size_t pix_bytes, y_bytes, eng_bytes, region;
+  size_t shared_bytes; /* a gathered tap shared by the team (kn2row-aa, channels split) */
+  size_t pix_bytes, y_bytes, eng_bytes, region; /* per thread */
   int workers;
 } kn2row_state;
 
@@ -158,7 +159,10 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     s->ntiles = ck_div_up(s->P, s->pt);
     s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
-    s->pix_bytes = ck_gc_floats_bytes(ck_gc_mul(cg, s->pt, &ok), &ok);
+    const size_t tap_bytes = ck_gc_floats_bytes(ck_gc_mul(cg, s->pt, &ok), &ok);
+    const int shared = mode == MODE_AA && s->nmb > 1;
+    s->shared_bytes = shared ? tap_bytes : 0;
+    s->pix_bytes = shared ? 0 : tap_bytes;
     s->y_bytes =
         mode == MODE_TAP_SUM
             ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), s->pt, &ok), &ok)
@@ -171,7 +175,7 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   s->region = 0;
   if (!ok || !ck_gc_region_add(&s->region, s->pix_bytes) ||
       !ck_gc_region_add(&s->region, s->y_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "%s: workspace size overflows",
                    mode == MODE_AA ? "kn2row-aa" : "kn2row");
   s->bias = malloc((size_t)d->out_channels * sizeof(float));
@@ -207,68 +211,105 @@ typedef struct {
   float *out;
 } run_args;
 
-static void tap_tile_job(const run_args *a, size_t job, float *pix, float *y, void *ews) {
+/* A tile of output pixels: image n, group g, pixels [p0, p0+np). */
+typedef struct {
+  size_t n, g, p0, np;
+} tap_unit;
+
+static tap_unit tap_unit_of(const run_args *a, size_t u) {
+  const kn2row_state *s = a->s;
+  const size_t G = (size_t)a->ctx->pb.d.groups;
+  const size_t tile = u % s->ntiles, g = u / s->ntiles % G, n = u / s->ntiles / G;
+  const size_t p0 = tile * s->pt;
+  return (tap_unit){n, g, p0, s->P - p0 < s->pt ? s->P - p0 : s->pt};
+}
+
+/* Gathers tap t of the unit, panels [q_lo, q_hi), into pix (the tile's first panel). */
+static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, size_t q_hi,
+                       float *pix) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
-  const size_t C = (size_t)d->in_channels, M = (size_t)d->out_channels;
-  const size_t HW = (size_t)d->in_height * (size_t)d->in_width, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t C = (size_t)d->in_channels, cg = (size_t)pb->cin_g, pw = s->r.pw;
+  const size_t HW = (size_t)d->in_height * (size_t)d->in_width;
+  const size_t lo = q_lo * pw, hi = q_hi * pw < un.np ? q_hi * pw : un.np;
+  if (lo >= hi) return;
+  const ck_tap_range tap = {(int)(t / (size_t)d->kernel_width), 1,
+                            (int)(t % (size_t)d->kernel_width), 1};
+  float *dst = pix + q_lo * pw * cg;
+  if (s->r.pix_is_b)
+    ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
+  else
+    ck_lower_nhwc(pb, a->in + un.n * HW * C + un.g * cg, s->zero, un.p0 + lo, hi - lo, tap, pw,
+                  dst);
+}
+
+/* The GEMM of tap t for channel block blk of the unit, on its gathered tap pix: accumulated into
+ * the output (kn2row-aa; the last tap adds bias and activation) or into the tap's partial result
+ * y + t*mb*pt (tap sums). */
+static void tap_gemm(const run_args *a, tap_unit un, size_t blk, size_t t, const float *pix,
+                     float *y, void *ews) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t M = (size_t)d->out_channels, P = s->P;
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
   const int nchw = s->r.pix_is_b;
-  const size_t blk = job % s->nmb;
-  job /= s->nmb;
-  const size_t tile = job % s->ntiles;
-  job /= s->ntiles;
-  const size_t g = job % G, n = job / G;
-  const size_t p0 = tile * s->pt, np = P - p0 < s->pt ? P - p0 : s->pt;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
-  float *out_t =
-      nchw ? a->out + (n * M + g * mg + m0) * P + p0 : a->out + (n * P + p0) * M + g * mg + m0;
-  const float *bias = s->bias + g * mg + m0;
-  const int aa = s->mode == MODE_AA;
-  /* Y_t of the tap sums: [mb x np] (NCHW) or [np x mb] (NHWC), tap t at y + t*mb*pt. */
-  const size_t y_ld = nchw ? s->pt : mb;
-  for (size_t t = 0; t < s->taps; t++) {
-    const ck_tap_range tap = {(int)(t / (size_t)d->kernel_width), 1,
-                              (int)(t % (size_t)d->kernel_width), 1};
-    if (nchw)
-      ck_lower_nchw(pb, in_g, p0, np, tap, s->r.pw, pix);
-    else
-      ck_lower_nhwc(pb, in_g, s->zero, p0, np, tap, s->r.pw, pix);
-    const int last = t + 1 == s->taps;
-    ck_gc_tile tl = {.np = np,
-                     .mb = mb,
-                     .k = cg,
-                     .pix = {.data = pix, .packed = 1},
-                     .filt = s->filter + (g * s->taps + t) * s->fstride + m0 * cg,
-                     .lo = -INFINITY,
-                     .hi = INFINITY};
-    if (aa) {
-      tl.c = out_t;
-      tl.ldc = nchw ? P : M;
-      tl.beta = t > 0 ? 1.0f : 0.0f;
-      if (last) {
-        tl.bias = bias;
-        tl.lo = pb->min;
-        tl.hi = pb->max;
-      }
-    } else {
-      tl.c = y + t * mb * s->pt;
-      tl.ldc = y_ld;
+  ck_gc_tile tl = {.np = un.np,
+                   .mb = mb,
+                   .k = cg,
+                   .pix = {.data = pix, .packed = 1},
+                   .filt = s->filter + (un.g * s->taps + t) * s->fstride + m0 * cg,
+                   .lo = -INFINITY,
+                   .hi = INFINITY};
+  if (s->mode == MODE_AA) {
+    tl.c = nchw ? a->out + (un.n * M + un.g * mg + m0) * P + un.p0
+                : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;
+    tl.ldc = nchw ? P : M;
+    tl.beta = t > 0 ? 1.0f : 0.0f;
+    if (t + 1 == s->taps) {
+      tl.bias = s->bias + un.g * mg + m0;
+      tl.lo = pb->min;
+      tl.hi = pb->max;
     }
-    ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+  } else {
+    /* Y_t: [mb x np] (NCHW) or [np x mb] (NHWC) */
+    tl.c = y + t * mb * s->pt;
+    tl.ldc = nchw ? s->pt : mb;
   }
-  if (aa) return;
-  /* out = activation(bias + sum of the taps in order) */
-  const size_t tstride = mb * s->pt;
-  for (size_t i = 0; i < (nchw ? mb : np); i++) {
-    for (size_t j = 0; j < (nchw ? np : mb); j++) {
+  ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+}
+
+/* Tap sums: out = activation(bias + the taps' partial results in order). */
+static void tap_sum(const run_args *a, tap_unit un, size_t blk, const float *y) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const kn2row_state *s = a->s;
+  const size_t M = (size_t)pb->d.out_channels, P = s->P, mg = (size_t)pb->cout_g;
+  const int nchw = s->r.pix_is_b;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  const size_t y_ld = nchw ? s->pt : mb, tstride = mb * s->pt;
+  float *out_t = nchw ? a->out + (un.n * M + un.g * mg + m0) * P + un.p0
+                      : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;
+  const float *bias = s->bias + un.g * mg + m0;
+  for (size_t i = 0; i < (nchw ? mb : un.np); i++) {
+    for (size_t j = 0; j < (nchw ? un.np : mb); j++) {
       float v = bias[nchw ? i : j];
       for (size_t t = 0; t < s->taps; t++) v += y[t * tstride + i * y_ld + j];
       out_t[i * (nchw ? P : M) + j] = clampf(v, pb->min, pb->max);
     }
   }
+}
+
+static void tap_tile_job(const run_args *a, size_t job, float *pix, float *y, void *ews) {
+  const kn2row_state *s = a->s;
+  const tap_unit un = tap_unit_of(a, job / s->nmb);
+  const size_t blk = job % s->nmb, panels = ck_div_up(s->pt, s->r.pw);
+  for (size_t t = 0; t < s->taps; t++) {
+    tap_gather(a, un, t, 0, panels, pix);
+    tap_gemm(a, un, blk, t, pix, y, ews);
+  }
+  if (s->mode == MODE_TAP_SUM) tap_sum(a, un, blk, y);
 }
 
 /* ---- kn2row shift-add ---------------------------------------------------------------------- */
@@ -410,20 +451,40 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
   const ck_conv_desc *d = &ctx->pb.d;
   const kn2row_state *s = ctx->state;
   const run_args a = {ctx, s, input, output};
-  const size_t per_image = s->mode == MODE_SHIFT_ADD ? s->nmb : s->ntiles * s->nmb;
-  const long jobs = (long)((size_t)d->batch * (size_t)d->groups * per_image);
+  const size_t per_image = s->mode == MODE_SHIFT_ADD ? 1 : s->ntiles;
+  const size_t units = (size_t)d->batch * (size_t)d->groups * per_image;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {
-    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    unsigned char *cur =
+        ck_gc_ws_region(workspace, s->shared_bytes, s->region, omp_get_thread_num());
     float *pix = ck_gc_carve(&cur, s->pix_bytes);
     float *y = ck_gc_carve(&cur, s->y_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
+    if (s->shared_bytes == 0) {
 #pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < jobs; job++) {
-      if (s->mode == MODE_SHIFT_ADD)
-        shift_add_job(&a, (size_t)job, y, ews);
-      else
-        tap_tile_job(&a, (size_t)job, pix, y, ews);
+      for (long job = 0; job < (long)(units * s->nmb); job++) {
+        if (s->mode == MODE_SHIFT_ADD)
+          shift_add_job(&a, (size_t)job, y, ews);
+        else
+          tap_tile_job(&a, (size_t)job, pix, y, ews);
+      }
+    } else {
+      /* kn2row-aa with few tiles and channels split among the threads: each tap of a tile is
+       * gathered once, by all threads panel by panel into the shared buffer, then its channel
+       * blocks are shared out. */
+      float *shared = (float *)ck_gc_ws_shared(workspace);
+      const size_t panels = ck_div_up(s->pt, s->r.pw);
+      for (size_t u = 0; u < units; u++) {
+        const tap_unit un = tap_unit_of(&a, u);
+        for (size_t t = 0; t < s->taps; t++) {
+#pragma omp for schedule(dynamic, 1)
+          for (long q = 0; q < (long)panels; q++)
+            tap_gather(&a, un, t, (size_t)q, (size_t)q + 1, shared);
+#pragma omp for schedule(dynamic, 1)
+          for (long blk = 0; blk < (long)s->nmb; blk++)
+            tap_gemm(&a, un, (size_t)blk, t, shared, NULL, ews);
+        }
+      }
     }
   }
 }

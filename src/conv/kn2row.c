@@ -136,7 +136,15 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     if (last > d->in_height - 1) last = d->in_height - 1;
     const size_t rows = last >= 0 ? (size_t)last + 1 : 0;
     s->rows = rows;
-    s->mb = ck_gc_channel_block(N * G, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
+    /* A block's taps*mb rows are packed on their own: mb only needs taps*mb to fill the
+     * filter panels, a multiple of fw / gcd(taps, fw). */
+    size_t gcd = s->taps, rem = s->r.fw;
+    while (rem != 0) {
+      const size_t r = gcd % rem;
+      gcd = rem;
+      rem = r;
+    }
+    s->mb = ck_gc_channel_block(N * G, mg, s->r.fw / gcd, KN2ROW_MIN_BLOCK, ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
     const size_t per_row = ck_gc_mul(s->taps * s->mb, W, &ok);
     s->band = per_row > 0 ? ck_gc_budget(KN2ROW_BAND_FLOATS) / per_row : 1;
@@ -145,11 +153,16 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     s->nbands = ck_div_up(rows, s->band);
     const size_t npix = ck_gc_mul(s->band, W, &ok);
     s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), npix, &ok), &ok);
-    s->pix_bytes = 0; /* the input band is the pixel operand */
+    /* The input band is the pixel operand (packed by the engine), or packed once for the
+     * team when the channels are split. */
+    const int shared = s->nmb > 1;
+    s->pix_bytes = 0;
+    s->shared_bytes =
+        shared ? ck_gc_floats_bytes(ck_gc_mul(ck_round_up(npix, s->r.pw), cg, &ok), &ok) : 0;
     const size_t last_rows = rows > 0 ? rows - (s->nbands - 1) * s->band : s->band;
     const size_t mb_last = mg - (s->nmb - 1) * s->mb;
     s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, npix, last_rows * W, s->taps * s->mb,
-                                        s->taps * mb_last, cg, 0, &ok);
+                                        s->taps * mb_last, cg, shared, &ok);
     jobs = N * G * s->nmb;
   } else {
     /* At most half the image: two tiles per image and group give two threads work without
@@ -399,23 +412,17 @@ static void shift_add(const run_args *a, const float *y, long r0, long r1, size_
   }
 }
 
-static void shift_add_job(const run_args *a, size_t job, float *y, void *ews) {
+/* Output rows of channel block blk of image n, group g that no tap reaches (padding only): the
+ * bias alone. */
+static void sa_init(const run_args *a, size_t n, size_t g, size_t blk) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
-  const size_t C = (size_t)d->in_channels, M = (size_t)d->out_channels;
-  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t M = (size_t)d->out_channels, P = s->P, mg = (size_t)pb->cout_g;
   const int nchw = s->r.pix_is_b;
-  const size_t blk = job % s->nmb;
-  job /= s->nmb;
-  const size_t g = job % G, n = job / G;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  const size_t tm = s->taps * mb;
-  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
   float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
   const float *bias = s->bias + g * mg + m0;
-  /* Rows that no tap reaches (padding only) are the bias alone. */
   for (long oh = 0; oh < pb->out_h; oh++) {
     long first, last;
     valid_kh(d, oh, &first, &last);
@@ -427,23 +434,74 @@ static void shift_add_job(const run_args *a, size_t job, float *y, void *ews) {
         *o = clampf(bias[m], pb->min, pb->max);
       }
   }
-  for (size_t b = 0; b < s->nbands; b++) {
-    const size_t r0 = b * s->band;
-    const size_t rows = s->band < s->rows - r0 ? s->band : s->rows - r0;
-    const size_t npix = rows * W;
-    ck_gc_tile tl = {.np = npix,
-                     .mb = tm,
-                     .k = cg,
-                     .filt = s->filter + (g * s->nmb + blk) * s->fstride,
-                     .c = y,
-                     .ldc = nchw ? npix : tm,
-                     .lo = -INFINITY,
-                     .hi = INFINITY};
+}
+
+/* Input rows of band b: [*r0, *r0 + return). */
+static size_t sa_band_rows(const kn2row_state *s, size_t b, size_t *r0) {
+  *r0 = b * s->band;
+  return s->band < s->rows - *r0 ? s->band : s->rows - *r0;
+}
+
+/* Band b of channel block blk of image n, group g: the stacked GEMM into the partial images y,
+ * then the shift-add into the output. packed: the band packed by the team, or NULL (the input
+ * band itself is the pixel operand, packed by the engine). */
+static void sa_band(const run_args *a, size_t n, size_t g, size_t blk, size_t b,
+                    const float *packed, float *y, void *ews) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t C = (size_t)d->in_channels, M = (size_t)d->out_channels;
+  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W, P = s->P;
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
+  const int nchw = s->r.pix_is_b;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  const size_t tm = s->taps * mb;
+  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
+  float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
+  size_t r0;
+  const size_t npix = sa_band_rows(s, b, &r0) * W;
+  ck_gc_tile tl = {.np = npix,
+                   .mb = tm,
+                   .k = cg,
+                   .pix = {.data = packed, .packed = 1},
+                   .filt = s->filter + (g * s->nmb + blk) * s->fstride,
+                   .c = y,
+                   .ldc = nchw ? npix : tm,
+                   .lo = -INFINITY,
+                   .hi = INFINITY};
+  if (packed == NULL)
     tl.pix = nchw ? (ck_gc_pixels){.data = in_g + r0 * W, .row_stride = HW, .col_stride = 1}
                   : (ck_gc_pixels){.data = in_g + r0 * W * C, .row_stride = 1, .col_stride = C};
-    ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
-    shift_add(a, y, (long)r0, (long)(r0 + rows), mb, out_c, bias);
-  }
+  ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+  shift_add(a, y, (long)r0, (long)(r0 + npix / W), mb, out_c, s->bias + g * mg + m0);
+}
+
+/* Panel q of band b of image n, group g, packed for the engine into dst (the band's first
+ * panel). */
+static void sa_pack(const run_args *a, size_t n, size_t g, size_t b, size_t q, float *dst) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t C = (size_t)d->in_channels, cg = (size_t)pb->cin_g, pw = s->r.pw;
+  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W;
+  size_t r0;
+  const size_t npix = sa_band_rows(s, b, &r0) * W, j0 = q * pw;
+  if (j0 >= npix) return;
+  const size_t cnt = npix - j0 < pw ? npix - j0 : pw;
+  if (s->r.pix_is_b)
+    ck_gemm_pack_b(a->ctx->kern, cg, cnt, a->in + (n * C + g * cg) * HW + r0 * W + j0, HW, 1,
+                   dst + q * pw * cg);
+  else
+    ck_gemm_pack_a(a->ctx->kern, cnt, cg, a->in + n * HW * C + g * cg + (r0 * W + j0) * C, C, 1,
+                   dst + q * pw * cg);
+}
+
+static void shift_add_job(const run_args *a, size_t job, float *y, void *ews) {
+  const kn2row_state *s = a->s;
+  const size_t G = (size_t)a->ctx->pb.d.groups;
+  const size_t blk = job % s->nmb, g = job / s->nmb % G, n = job / s->nmb / G;
+  sa_init(a, n, g, blk);
+  for (size_t b = 0; b < s->nbands; b++) sa_band(a, n, g, blk, b, NULL, y, ews);
 }
 
 static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *output,
@@ -467,6 +525,25 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
           shift_add_job(&a, (size_t)job, y, ews);
         else
           tap_tile_job(&a, (size_t)job, pix, y, ews);
+      }
+    } else if (s->mode == MODE_SHIFT_ADD) {
+      /* Few images and groups, channels split among the threads: each band of input rows is
+       * packed once, by all threads panel by panel into the shared buffer, then its channel
+       * blocks are shared out (a block's bands stay in order: its rows accumulate). */
+      float *shared = (float *)ck_gc_ws_shared(workspace);
+      const size_t G = (size_t)d->groups;
+      const size_t panels = ck_div_up(s->band * (size_t)d->in_width, s->r.pw);
+      for (size_t u = 0; u < units; u++) {
+        const size_t g = u % G, n = u / G;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (long blk = 0; blk < (long)s->nmb; blk++) sa_init(&a, n, g, (size_t)blk);
+        for (size_t b = 0; b < s->nbands; b++) {
+#pragma omp for schedule(dynamic, 1)
+          for (long q = 0; q < (long)panels; q++) sa_pack(&a, n, g, b, (size_t)q, shared);
+#pragma omp for schedule(dynamic, 1)
+          for (long blk = 0; blk < (long)s->nmb; blk++)
+            sa_band(&a, n, g, (size_t)blk, b, shared, y, ews);
+        }
       }
     } else {
       /* kn2row-aa with few tiles and channels split among the threads: each tap of a tile is

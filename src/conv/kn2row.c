@@ -9,6 +9,8 @@
  * input rows keep Y in cache; a row of the output receives its taps from consecutive bands in tap
  * order, so its sum (bias, then taps in (kh, kw) order) does not depend on the band size.
  *
+ * Dilation alone discards nothing (the shifts scale with it), so it stays on this path.
+ *
  * kn2row, stride > 1: a GEMM on the whole input would compute stride_h*stride_w times the needed
  * products and discard them; instead each tap's strided input is gathered (cg x tile floats) and
  * multiplied by that tap's filter into its partial result, then the taps are summed.
@@ -21,7 +23,9 @@
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
  * tile or band sequence, channel block) under dynamic scheduling; each output element is summed
- * by one thread in a fixed order.
+ * by one thread in a fixed order. When there are too few of them for the threads, channels are
+ * split into blocks, and the input band (shift-add) or the gathered tap (kn2row-aa) is then
+ * prepared once by the whole team in a shared buffer before the blocks are shared out.
  */
 #include <math.h>
 #include <omp.h>
@@ -53,7 +57,7 @@ typedef struct {
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;
-  size_t shared_bytes; /* a gathered tap shared by the team (kn2row-aa, channels split) */
+  size_t shared_bytes; /* band or gathered tap shared by the team (channels split) */
   size_t pix_bytes, y_bytes, eng_bytes, region; /* per thread */
   int workers;
 } kn2row_state;

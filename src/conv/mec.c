@@ -12,7 +12,7 @@
  *
  * L is written in the engine's packed-A layout (panels of MR rows of L), so a partition is a
  * column offset into every panel, read by the engine as a pre-packed operand whose panel stride
- * is L's full width (gemm.h panel_stride): one engine call per output row.
+ * is L's full width (a packed operand's row_stride, gemm.h): one engine call per output row.
  *
  * Solution A stacks the images of the batch into L's rows (N*o_w rows) so that small o_w fills
  * the MR-row panels; solution B lowers one image at a time. A is chosen when stacking needs fewer
@@ -27,7 +27,8 @@
  * The GEMMs of a row have few rows (o_w), so the filter would stream from memory once per output
  * row: they run channel block by channel block, each block of the filter staying in L2 across
  * all the rows of the band. Jobs (image or batch, group, band, channel split) are independent
- * under dynamic scheduling.
+ * under dynamic scheduling; when there are too few bands for the threads and the channels are
+ * split, a band's L is lowered once by the whole team into a shared buffer.
  */
 #include <math.h>
 #include <omp.h>

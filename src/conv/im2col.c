@@ -81,7 +81,18 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->pt = ck_gc_pixel_tile(s->P, s->K, ck_gc_budget(IM2COL_TILE_FLOATS), s->r.pw,
                            IM2COL_MIN_PANELS * s->r.pw, SIZE_MAX);
   s->ntiles = ck_div_up(s->P, s->pt);
-  const size_t jobs0 = (size_t)d->batch * G * s->ntiles;
+  /* Parallelism comes first from smaller tiles (down to the 4-panel minimum), which cost
+   * nothing extra, and only then from splitting channels. */
+  const size_t want = 4 * (size_t)ctx->threads, images = (size_t)d->batch * G;
+  if (ctx->threads > 1 && images * s->ntiles < want) {
+    const size_t per_image = ck_div_up(want, images);
+    size_t pt = ck_round_up(ck_div_up(s->P, per_image), s->r.pw);
+    const size_t floor_pt = IM2COL_MIN_PANELS * s->r.pw;
+    if (pt < floor_pt) pt = floor_pt;
+    if (pt < s->pt) s->pt = pt;
+    s->ntiles = ck_div_up(s->P, s->pt);
+  }
+  const size_t jobs0 = images * s->ntiles;
   s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, IM2COL_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
 

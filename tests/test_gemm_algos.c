@@ -124,6 +124,23 @@ Test(gemm_algos, several_tiles_bands_and_blocks) {
   ck_gc_budget_shift = 0;
 }
 
+/* Few input channels and many output channels (a network's first layer): kn2row-aa and the tap
+ * sums group taps into one GEMM, by whole rows of taps or by runs of kw within a row. */
+Test(gemm_algos, tap_groups_for_few_channels) {
+  ck_conv_desc d = make_desc(1, 3, 23, 21, 40, 7, 7);
+  set_pads(&d, 3, 3, 3, 2);
+  d.stride_height = d.stride_width = 2;
+  check_everywhere(d, one_two, 2);
+  ck_conv_desc e = make_desc(2, 12, 9, 13, 36, 2, 5); /* cg*KW = 60: groups of 3 kw */
+  set_pads(&e, 1, 0, 2, 2);
+  e.activation = CK_ACTIVATION_RELU;
+  check_everywhere(e, one_two, 2);
+  ck_conv_desc f = make_desc(1, 5, 10, 10, 33, 3, 3); /* 3 rows of 3 taps: one group */
+  set_pads(&f, 1, 1, 1, 1);
+  f.dilation_width = 2;
+  check_everywhere(f, one_two, 2);
+}
+
 /* A small image with many channels: too few tiles for the threads, so channels are split into
  * blocks (the tile is lowered once per block). */
 Test(gemm_algos, channel_blocks_on_small_images) {

@@ -20,6 +20,7 @@
 
 #include "../gemm.h"
 #include "conv.h"
+#include "lower.h"
 
 typedef struct {
   int pix_is_b; /* 1: pixels are the B operand (NCHW output) */
@@ -29,17 +30,17 @@ typedef struct {
 
 void ck_gc_roles_init(const ck_kernels *kern, int pix_is_b, ck_gc_roles *r);
 
-/* Filter row orders for ck_gc_filter_rows: the inner dimension k of the filter operand. */
+/* Filter row orders for ck_gc_filter_rows: the inner dimension k of the filter operand, which
+ * must match the lowering's (lower.h). */
 typedef enum {
-  CK_GC_K_CHW, /* (c, kh, kw): im2col from NCHW */
-  CK_GC_K_HWC, /* (kh, kw, c): im2col from NHWC, MEC */
-  CK_GC_K_C    /* c only, for the single tap `tap` (kh*KW + kw): kn2row, kn2row-aa */
+  CK_GC_K_CHW, /* (c, kh, kw): lowered from NCHW */
+  CK_GC_K_HWC  /* (kh, kw, c): lowered from NHWC, and MEC */
 } ck_gc_k_order;
 
-/* dst[m*kdim + k] = the filter of group g, output channel m0+m < m0+mb, in order `order`.
- * oihw: the canonical filter [M][cg][KH][KW]. */
+/* dst[m*kdim + k] = the filter of group g, output channel m0+m < m0+mb, for the taps in `taps`
+ * (kdim = cg*nkh*nkw) in order `order`. oihw: the canonical filter [M][cg][KH][KW]. */
 void ck_gc_filter_rows(const ck_conv_problem *pb, const float *oihw, int g, size_t m0, size_t mb,
-                       ck_gc_k_order order, int tap, float *dst);
+                       ck_gc_k_order order, ck_tap_range taps, float *dst);
 
 /* Floats of a packed filter block of mb channels and inner dimension k (round_up(mb, fw) * k);
  * 0 on overflow. */

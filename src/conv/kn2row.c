@@ -44,6 +44,8 @@
 #define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
 #define KN2ROW_BAND_FLOATS (256u * 1024u)
 #define KN2ROW_MIN_BLOCK 16
+/* Inner dimension below which taps are grouped into one GEMM (kn2row-aa, tap sums). */
+#define KN2ROW_MIN_K 32
 
 typedef enum { MODE_AA, MODE_SHIFT_ADD, MODE_TAP_SUM } kn2row_mode;
 
@@ -51,6 +53,8 @@ typedef struct {
   kn2row_mode mode;
   ck_gc_roles r;
   size_t taps;               /* KH*KW */
+  size_t gh, gw, ngroups;    /* taps per GEMM (AA, TAP_SUM): gh x gw, and the groups of them */
+  size_t gk;                 /* inner dimension of a whole group's GEMM: cg*gh*gw */
   size_t P;                  /* output pixels */
   size_t pt, ntiles;         /* pixel tile and tiles per image and group (AA, TAP_SUM) */
   size_t band, nbands, rows; /* input rows per band, bands, rows referenced (SHIFT_ADD) */
@@ -72,19 +76,36 @@ static void kn2row_destroy(ck_conv_ctx *ctx) {
   ctx->state = NULL;
 }
 
-/* Packed filters. Per tap (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside it.
- * Stacked (SHIFT_ADD): block (g, b) = [taps*mb x cg] with rows (t, m) for the channels of block
+/* The taps of group q: row-major over the KH x KW taps in blocks of gh x gw. */
+static ck_tap_range group_taps(const kn2row_state *s, const ck_conv_desc *d, size_t q) {
+  const size_t ngw = ck_div_up((size_t)d->kernel_width, s->gw);
+  const size_t kh0 = q / ngw * s->gh, kw0 = q % ngw * s->gw;
+  const size_t nkh =
+      (size_t)d->kernel_height - kh0 < s->gh ? (size_t)d->kernel_height - kh0 : s->gh;
+  const size_t nkw = (size_t)d->kernel_width - kw0 < s->gw ? (size_t)d->kernel_width - kw0 : s->gw;
+  return (ck_tap_range){(int)kh0, (int)nkh, (int)kw0, (int)nkw};
+}
+
+static size_t group_k(const kn2row_state *s, const ck_conv_problem *pb, size_t q) {
+  const ck_tap_range t = group_taps(s, &pb->d, q);
+  return (size_t)pb->cin_g * (size_t)t.nkh * (size_t)t.nkw;
+}
+
+/* Packed filters. Per tap group (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside
+ * it. Stacked (SHIFT_ADD): block (g, b) = [taps*mb x cg] with rows (t, m) for the channels of block
  * b, so one GEMM yields every tap of those channels. */
 static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oihw) {
   const ck_conv_problem *pb = &ctx->pb;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)pb->d.groups;
+  const ck_conv_desc *d = &pb->d;
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
   const int stacked = s->mode == MODE_SHIFT_ADD;
-  const size_t rows_per_block = stacked ? s->taps * s->mb : mg;
-  const size_t blocks = G * (stacked ? s->nmb : s->taps);
+  const size_t rows_per_block = stacked ? s->taps * s->mb : mg, k = stacked ? cg : s->gk;
+  const size_t blocks = G * (stacked ? s->nmb : s->ngroups);
+  const ck_gc_k_order order = s->r.pix_is_b ? CK_GC_K_CHW : CK_GC_K_HWC; /* the lowering's */
   int ok = 1;
-  s->fstride = ck_gc_filter_floats(&s->r, rows_per_block, cg);
+  s->fstride = ck_gc_filter_floats(&s->r, rows_per_block, k);
   size_t fbytes = ck_gc_floats_bytes(ck_gc_mul(s->fstride, blocks, &ok), &ok);
-  size_t rbytes = ck_gc_floats_bytes(ck_gc_mul(rows_per_block, cg, &ok), &ok);
+  size_t rbytes = ck_gc_floats_bytes(ck_gc_mul(rows_per_block, k, &ok), &ok);
   if (!ok || s->fstride == 0)
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "kn2row: packed filter size overflows");
   s->filter = ck_aligned_alloc(fbytes);
@@ -98,16 +119,19 @@ static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oi
     if (stacked) {
       for (size_t b = 0; b < s->nmb; b++) {
         const size_t m0 = b * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-        for (size_t t = 0; t < s->taps; t++)
-          ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, CK_GC_K_C, (int)t, rows + t * mb * cg);
+        for (size_t t = 0; t < s->taps; t++) {
+          const ck_tap_range one = {(int)(t / (size_t)d->kernel_width), 1,
+                                    (int)(t % (size_t)d->kernel_width), 1};
+          ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, order, one, rows + t * mb * cg);
+        }
         ck_gc_pack_filter(ctx->kern, &s->r, s->taps * mb, cg, rows,
                           s->filter + (g * s->nmb + b) * s->fstride);
       }
     } else {
-      for (size_t t = 0; t < s->taps; t++) {
-        ck_gc_filter_rows(pb, oihw, (int)g, 0, mg, CK_GC_K_C, (int)t, rows);
-        ck_gc_pack_filter(ctx->kern, &s->r, mg, cg, rows,
-                          s->filter + (g * s->taps + t) * s->fstride);
+      for (size_t q = 0; q < s->ngroups; q++) {
+        ck_gc_filter_rows(pb, oihw, (int)g, 0, mg, order, group_taps(s, d, q), rows);
+        ck_gc_pack_filter(ctx->kern, &s->r, mg, group_k(s, pb, q), rows,
+                          s->filter + (g * s->ngroups + q) * s->fstride);
       }
     }
   }
@@ -169,23 +193,43 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
                                         s->taps * mb_last, cg, shared, &ok);
     jobs = N * G * s->nmb;
   } else {
+    /* Each GEMM re-reads and re-writes the output tile: with few channels per tap (and enough
+     * output channels for that to dominate) taps are grouped until a GEMM's inner dimension
+     * reaches KN2ROW_MIN_K, whole rows of taps first. Depthwise layers keep single taps. */
+    const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width;
+    s->gh = s->gw = 1;
+    if (cg < KN2ROW_MIN_K && mg >= KN2ROW_MIN_K) {
+      if (cg * KW >= KN2ROW_MIN_K) {
+        s->gw = ck_div_up(KN2ROW_MIN_K, cg);
+      } else {
+        s->gw = KW;
+        s->gh = ck_div_up(KN2ROW_MIN_K, cg * KW);
+        if (s->gh > KH) s->gh = KH;
+      }
+    }
+    s->ngroups = ck_div_up(KH, s->gh) * ck_div_up(KW, s->gw);
+    s->gk = cg * s->gh * s->gw;
     /* At most half the image: two tiles per image and group give two threads work without
      * splitting channels, which would repeat every tap's gather. */
-    s->pt = ck_gc_pixel_tile(s->P, cg + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS), s->r.pw, 0,
+    s->pt = ck_gc_pixel_tile(s->P, s->gk + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS), s->r.pw, 0,
                              ck_round_up(ck_div_up(s->P, 2), s->r.pw));
     s->ntiles = ck_div_up(s->P, s->pt);
     s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
-    const size_t tap_bytes = ck_gc_floats_bytes(ck_gc_mul(cg, s->pt, &ok), &ok);
+    const size_t tap_bytes = ck_gc_floats_bytes(ck_gc_mul(s->gk, s->pt, &ok), &ok);
     const int shared = mode == MODE_AA && s->nmb > 1;
     s->shared_bytes = shared ? tap_bytes : 0;
     s->pix_bytes = shared ? 0 : tap_bytes;
     s->y_bytes =
         mode == MODE_TAP_SUM
-            ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), s->pt, &ok), &ok)
+            ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->ngroups, s->mb, &ok), s->pt, &ok), &ok)
             : 0;
-    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->P - (s->ntiles - 1) * s->pt,
-                                        s->mb, mg - (s->nmb - 1) * s->mb, cg, 1, &ok);
+    s->eng_bytes = 0;
+    for (size_t q = 0; q < s->ngroups; q++) { /* the groups' inner dimensions differ at edges */
+      size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->P - (s->ntiles - 1) * s->pt,
+                                      s->mb, mg - (s->nmb - 1) * s->mb, group_k(s, pb, q), 1, &ok);
+      if (b > s->eng_bytes) s->eng_bytes = b;
+    }
     jobs = N * G * s->ntiles * s->nmb;
   }
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
@@ -241,7 +285,7 @@ static tap_unit tap_unit_of(const run_args *a, size_t u) {
   return (tap_unit){n, g, p0, s->P - p0 < s->pt ? s->P - p0 : s->pt};
 }
 
-/* Gathers tap t of the unit, panels [q_lo, q_hi), into pix (the tile's first panel). */
+/* Gathers tap group t of the unit, panels [q_lo, q_hi), into pix (the tile's first panel). */
 static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, size_t q_hi,
                        float *pix) {
   const ck_conv_problem *pb = &a->ctx->pb;
@@ -251,9 +295,8 @@ static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, si
   const size_t HW = (size_t)d->in_height * (size_t)d->in_width;
   const size_t lo = q_lo * pw, hi = q_hi * pw < un.np ? q_hi * pw : un.np;
   if (lo >= hi) return;
-  const ck_tap_range tap = {(int)(t / (size_t)d->kernel_width), 1,
-                            (int)(t % (size_t)d->kernel_width), 1};
-  float *dst = pix + q_lo * pw * cg;
+  const ck_tap_range tap = group_taps(s, d, t);
+  float *dst = pix + q_lo * pw * group_k(s, pb, t);
   if (s->r.pix_is_b)
     ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
   else
@@ -261,23 +304,23 @@ static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, si
                   dst);
 }
 
-/* The GEMM of tap t for channel block blk of the unit, on its gathered tap pix: accumulated into
- * the output (kn2row-aa; the last tap adds bias and activation) or into the tap's partial result
- * y + t*mb*pt (tap sums). */
+/* The GEMM of tap group t for channel block blk of the unit, on its gathered taps pix:
+ * accumulated into the output (kn2row-aa; the last group adds bias and activation) or into the
+ * group's partial result y + t*mb*pt (tap sums). */
 static void tap_gemm(const run_args *a, tap_unit un, size_t blk, size_t t, const float *pix,
                      float *y, void *ews) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
   const size_t M = (size_t)d->out_channels, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
+  const size_t mg = (size_t)pb->cout_g, k = group_k(s, pb, t);
   const int nchw = s->r.pix_is_b;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
   ck_gc_tile tl = {.np = un.np,
                    .mb = mb,
-                   .k = cg,
+                   .k = k,
                    .pix = {.data = pix, .packed = 1},
-                   .filt = s->filter + (un.g * s->taps + t) * s->fstride + m0 * cg,
+                   .filt = s->filter + (un.g * s->ngroups + t) * s->fstride + m0 * k,
                    .lo = -INFINITY,
                    .hi = INFINITY};
   if (s->mode == MODE_AA) {
@@ -285,7 +328,7 @@ static void tap_gemm(const run_args *a, tap_unit un, size_t blk, size_t t, const
                 : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;
     tl.ldc = nchw ? P : M;
     tl.beta = t > 0 ? 1.0f : 0.0f;
-    if (t + 1 == s->taps) {
+    if (t + 1 == s->ngroups) {
       tl.bias = s->bias + un.g * mg + m0;
       tl.lo = pb->min;
       tl.hi = pb->max;
@@ -312,7 +355,7 @@ static void tap_sum(const run_args *a, tap_unit un, size_t blk, const float *y) 
   for (size_t i = 0; i < (nchw ? mb : un.np); i++) {
     for (size_t j = 0; j < (nchw ? un.np : mb); j++) {
       float v = bias[nchw ? i : j];
-      for (size_t t = 0; t < s->taps; t++) v += y[t * tstride + i * y_ld + j];
+      for (size_t t = 0; t < s->ngroups; t++) v += y[t * tstride + i * y_ld + j];
       out_t[i * (nchw ? P : M) + j] = clampf(v, pb->min, pb->max);
     }
   }
@@ -322,7 +365,7 @@ static void tap_tile_job(const run_args *a, size_t job, float *pix, float *y, vo
   const kn2row_state *s = a->s;
   const tap_unit un = tap_unit_of(a, job / s->nmb);
   const size_t blk = job % s->nmb, panels = ck_div_up(s->pt, s->r.pw);
-  for (size_t t = 0; t < s->taps; t++) {
+  for (size_t t = 0; t < s->ngroups; t++) {
     tap_gather(a, un, t, 0, panels, pix);
     tap_gemm(a, un, blk, t, pix, y, ews);
   }
@@ -557,7 +600,7 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
       const size_t panels = ck_div_up(s->pt, s->r.pw);
       for (size_t u = 0; u < units; u++) {
         const tap_unit un = tap_unit_of(&a, u);
-        for (size_t t = 0; t < s->taps; t++) {
+        for (size_t t = 0; t < s->ngroups; t++) {
 #pragma omp for schedule(dynamic, 1)
           for (long q = 0; q < (long)panels; q++)
             tap_gather(&a, un, t, (size_t)q, (size_t)q + 1, shared);

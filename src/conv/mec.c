@@ -160,7 +160,8 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   }
   memcpy(s->bias, w->bias, (size_t)d->out_channels * sizeof(float));
   for (size_t g = 0; g < G; g++) {
-    ck_gc_filter_rows(pb, w->filter_oihw, (int)g, 0, mg, CK_GC_K_HWC, 0, rows);
+    ck_gc_filter_rows(pb, w->filter_oihw, (int)g, 0, mg, CK_GC_K_HWC,
+                      (ck_tap_range){0, d->kernel_height, 0, d->kernel_width}, rows);
     ck_gc_pack_filter(ctx->kern, &s->r, mg, s->K, rows, s->filter + g * s->fstride);
   }
   free(rows);

@@ -43,6 +43,8 @@
  *   read back by the shift-add pass from L2. */
 #define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
 #define KN2ROW_BAND_FLOATS (256u * 1024u)
+/* Output tile of a kn2row-aa job, accumulated over every tap: 64 Ki floats (256 KiB) of L2. */
+#define KN2ROW_OUT_TILE_FLOATS (64u * 1024u)
 #define KN2ROW_MIN_BLOCK 16
 /* Inner dimension below which taps are grouped into one GEMM (kn2row-aa, tap sums). */
 #define KN2ROW_MIN_K 32
@@ -56,7 +58,8 @@ typedef struct {
   size_t gh, gw, ngroups;    /* taps per GEMM (AA, TAP_SUM): gh x gw, and the groups of them */
   size_t gk;                 /* inner dimension of a whole group's GEMM: cg*gh*gw */
   size_t P;                  /* output pixels */
-  size_t pt, ntiles;         /* pixel tile and tiles per image and group (AA, TAP_SUM) */
+  size_t pt;                 /* pixels gathered at a time (AA, TAP_SUM) */
+  size_t jt, ntiles;         /* pixels of a job (a multiple of pt), jobs per image and group */
   size_t band, nbands, rows; /* input rows per band, bands, rows referenced (SHIFT_ADD) */
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
@@ -213,7 +216,20 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
      * splitting channels, which would repeat every tap's gather. */
     s->pt = ck_gc_pixel_tile(s->P, s->gk + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS), s->r.pw, 0,
                              ck_round_up(ck_div_up(s->P, 2), s->r.pw));
-    s->ntiles = ck_div_up(s->P, s->pt);
+    /* kn2row-aa: a job runs every tap over several gather tiles, so each tap's filter block is
+     * reused from cache across them; the job's output tile stays in L2. Smaller jobs when the
+     * threads need more of them. */
+    s->jt = s->pt;
+    if (mode == MODE_AA) {
+      size_t per = ck_gc_budget(KN2ROW_OUT_TILE_FLOATS) / mg / s->pt;
+      if (per < 1) per = 1;
+      const size_t want = 4 * (size_t)ctx->threads, images = N * G;
+      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want)
+        per = ck_div_up(ck_div_up(s->P, ck_div_up(want, images)), s->pt);
+      if (per > 1) s->jt = per * s->pt;
+      if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
+    }
+    s->ntiles = ck_div_up(s->P, s->jt);
     s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
     const size_t tap_bytes = ck_gc_floats_bytes(ck_gc_mul(s->gk, s->pt, &ok), &ok);
@@ -226,7 +242,8 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
             : 0;
     s->eng_bytes = 0;
     for (size_t q = 0; q < s->ngroups; q++) { /* the groups' inner dimensions differ at edges */
-      size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->P - (s->ntiles - 1) * s->pt,
+      const size_t last_job = s->P - (s->ntiles - 1) * s->jt, last_gather = last_job % s->pt;
+      size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, last_gather ? last_gather : s->pt,
                                       s->mb, mg - (s->nmb - 1) * s->mb, group_k(s, pb, q), 1, &ok);
       if (b > s->eng_bytes) s->eng_bytes = b;
     }
@@ -281,8 +298,14 @@ static tap_unit tap_unit_of(const run_args *a, size_t u) {
   const kn2row_state *s = a->s;
   const size_t G = (size_t)a->ctx->pb.d.groups;
   const size_t tile = u % s->ntiles, g = u / s->ntiles % G, n = u / s->ntiles / G;
-  const size_t p0 = tile * s->pt;
-  return (tap_unit){n, g, p0, s->P - p0 < s->pt ? s->P - p0 : s->pt};
+  const size_t p0 = tile * s->jt;
+  return (tap_unit){n, g, p0, s->P - p0 < s->jt ? s->P - p0 : s->jt};
+}
+
+/* Gather tile i of a job's unit. */
+static tap_unit tap_sub(const kn2row_state *s, tap_unit un, size_t i) {
+  const size_t off = i * s->pt;
+  return (tap_unit){un.n, un.g, un.p0 + off, un.np - off < s->pt ? un.np - off : s->pt};
 }
 
 /* Gathers tap group t of the unit, panels [q_lo, q_hi), into pix (the tile's first panel). */
@@ -365,9 +388,12 @@ static void tap_tile_job(const run_args *a, size_t job, float *pix, float *y, vo
   const kn2row_state *s = a->s;
   const tap_unit un = tap_unit_of(a, job / s->nmb);
   const size_t blk = job % s->nmb, panels = ck_div_up(s->pt, s->r.pw);
+  const size_t subs = ck_div_up(un.np, s->pt); /* 1 for the tap sums */
   for (size_t t = 0; t < s->ngroups; t++) {
-    tap_gather(a, un, t, 0, panels, pix);
-    tap_gemm(a, un, blk, t, pix, y, ews);
+    for (size_t i = 0; i < subs; i++) {
+      tap_gather(a, tap_sub(s, un, i), t, 0, panels, pix);
+      tap_gemm(a, tap_sub(s, un, i), blk, t, pix, y, ews);
+    }
   }
   if (s->mode == MODE_TAP_SUM) tap_sum(a, un, blk, y);
 }
@@ -601,12 +627,15 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
       for (size_t u = 0; u < units; u++) {
         const tap_unit un = tap_unit_of(&a, u);
         for (size_t t = 0; t < s->ngroups; t++) {
+          for (size_t i = 0; i < ck_div_up(un.np, s->pt); i++) {
+            const tap_unit sub = tap_sub(s, un, i);
 #pragma omp for schedule(dynamic, 1)
-          for (long q = 0; q < (long)panels; q++)
-            tap_gather(&a, un, t, (size_t)q, (size_t)q + 1, shared);
+            for (long q = 0; q < (long)panels; q++)
+              tap_gather(&a, sub, t, (size_t)q, (size_t)q + 1, shared);
 #pragma omp for schedule(dynamic, 1)
-          for (long blk = 0; blk < (long)s->nmb; blk++)
-            tap_gemm(&a, un, (size_t)blk, t, shared, NULL, ews);
+            for (long blk = 0; blk < (long)s->nmb; blk++)
+              tap_gemm(&a, sub, (size_t)blk, t, shared, NULL, ews);
+          }
         }
       }
     }

@@ -2,12 +2,14 @@
  * kn2row and kn2row-aa (Vasudevan, Anderson, Gregg 2017; Anderson et al. 2017): a convolution as
  * a sum over the KH*KW taps of 1x1 convolutions, each tap's result shifted by the tap's offset.
  *
- * kn2row, stride 1: ONE GEMM per band of input rows multiplies all taps' filters, stacked as
- * [KH*KW*mb x cg], by the input band itself ([cg x rows*W], no lowering), giving KH*KW partial
- * images Y; a shift-add pass then sums each tap's partial image, shifted by the tap's offset, into
- * the output, where bias and activation are applied by the pass that completes a row. Bands of
- * input rows keep Y in cache; a row of the output receives its taps from consecutive bands in tap
- * order, so its sum (bias, then taps in (kh, kw) order) does not depend on the band size.
+ * kn2row, stride 1: ONE GEMM per band of input rows (and block of output channels) multiplies
+ * all taps' filters, stacked as [KH*KW*mb x cg], by the input band ([cg x rows*W], packed once as
+ * any GEMM operand is, no lowering), giving KH*KW partial images Y; a shift-add pass then sums
+ * each tap's partial image, shifted by the tap's offset, into the output, where bias and
+ * activation are applied by the pass that completes a row. Bands of input rows keep Y in cache,
+ * channel blocks keep the stacked filter in L2; a row of the output receives its taps from
+ * consecutive bands in tap order, so its sum (bias, then taps in (kh, kw) order) does not depend
+ * on the band size.
  *
  * Dilation alone discards nothing (the shifts scale with it), so it stays on this path.
  *
@@ -23,9 +25,9 @@
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
  * tile or band sequence, channel block) under dynamic scheduling; each output element is summed
- * by one thread in a fixed order. When there are too few of them for the threads, channels are
- * split into blocks, and the input band (shift-add) or the gathered tap (kn2row-aa) is then
- * prepared once by the whole team in a shared buffer before the blocks are shared out.
+ * by one thread in a fixed order. The shift-add path packs each input band once with the whole
+ * team into a shared buffer, then shares out the channel blocks; kn2row-aa does the same with
+ * each gathered tap when there are too few tiles for the threads and channels are split.
  */
 #include <math.h>
 #include <omp.h>
@@ -43,6 +45,8 @@
  *   read back by the shift-add pass from L2. */
 #define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
 #define KN2ROW_BAND_FLOATS (256u * 1024u)
+/* Stacked filter block of a kn2row shift-add GEMM: 128 Ki floats (512 KiB) of L2. */
+#define KN2ROW_FILTER_BLOCK_FLOATS (128u * 1024u)
 /* Output tile of a kn2row-aa job, accumulated over every tap: 64 Ki floats (256 KiB) of L2. */
 #define KN2ROW_OUT_TILE_FLOATS (64u * 1024u)
 #define KN2ROW_MIN_BLOCK 16
@@ -175,7 +179,14 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
       gcd = rem;
       rem = r;
     }
-    s->mb = ck_gc_channel_block(N * G, mg, s->r.fw / gcd, KN2ROW_MIN_BLOCK, ctx->threads);
+    /* Channel blocks for the threads, and small enough that a block's stacked filter
+     * (taps*mb x cg) stays in L2 through its GEMM, so the band can be large (the filter is then
+     * read once per band, not once per few pixels). */
+    const size_t gran = s->r.fw / gcd;
+    s->mb = ck_gc_channel_block(N * G, mg, gran, KN2ROW_MIN_BLOCK, ctx->threads);
+    size_t mb_cache = ck_gc_budget(KN2ROW_FILTER_BLOCK_FLOATS) / (s->taps * cg) / gran * gran;
+    if (mb_cache < gran) mb_cache = gran;
+    if (mb_cache < s->mb) s->mb = mb_cache;
     s->nmb = ck_div_up(mg, s->mb);
     const size_t per_row = ck_gc_mul(s->taps * s->mb, W, &ok);
     s->band = per_row > 0 ? ck_gc_budget(KN2ROW_BAND_FLOATS) / per_row : 1;
@@ -184,16 +195,13 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     s->nbands = ck_div_up(rows, s->band);
     const size_t npix = ck_gc_mul(s->band, W, &ok);
     s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), npix, &ok), &ok);
-    /* The input band is the pixel operand (packed by the engine), or packed once for the
-     * team when the channels are split. */
-    const int shared = s->nmb > 1;
+    /* The input band is packed once by the team into a shared buffer, for all the blocks. */
     s->pix_bytes = 0;
-    s->shared_bytes =
-        shared ? ck_gc_floats_bytes(ck_gc_mul(ck_round_up(npix, s->r.pw), cg, &ok), &ok) : 0;
+    s->shared_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_round_up(npix, s->r.pw), cg, &ok), &ok);
     const size_t last_rows = rows > 0 ? rows - (s->nbands - 1) * s->band : s->band;
     const size_t mb_last = mg - (s->nmb - 1) * s->mb;
     s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, npix, last_rows * W, s->taps * s->mb,
-                                        s->taps * mb_last, cg, shared, &ok);
+                                        s->taps * mb_last, cg, 1, &ok);
     jobs = N * G * s->nmb;
   } else {
     /* Each GEMM re-reads and re-writes the output tile: with few channels per tap (and enough
@@ -516,20 +524,17 @@ static size_t sa_band_rows(const kn2row_state *s, size_t b, size_t *r0) {
 }
 
 /* Band b of channel block blk of image n, group g: the stacked GEMM into the partial images y,
- * then the shift-add into the output. packed: the band packed by the team, or NULL (the input
- * band itself is the pixel operand, packed by the engine). */
+ * then the shift-add into the output. packed: the band, packed by the team (sa_pack). */
 static void sa_band(const run_args *a, size_t n, size_t g, size_t blk, size_t b,
                     const float *packed, float *y, void *ews) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
-  const size_t C = (size_t)d->in_channels, M = (size_t)d->out_channels;
-  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W, P = s->P;
+  const size_t M = (size_t)d->out_channels, W = (size_t)d->in_width, P = s->P;
   const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
   const int nchw = s->r.pix_is_b;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
   const size_t tm = s->taps * mb;
-  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
   float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
   size_t r0;
   const size_t npix = sa_band_rows(s, b, &r0) * W;
@@ -542,9 +547,6 @@ static void sa_band(const run_args *a, size_t n, size_t g, size_t blk, size_t b,
                    .ldc = nchw ? npix : tm,
                    .lo = -INFINITY,
                    .hi = INFINITY};
-  if (packed == NULL)
-    tl.pix = nchw ? (ck_gc_pixels){.data = in_g + r0 * W, .row_stride = HW, .col_stride = 1}
-                  : (ck_gc_pixels){.data = in_g + r0 * W * C, .row_stride = 1, .col_stride = C};
   ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
   shift_add(a, y, (long)r0, (long)(r0 + npix / W), mb, out_c, s->bias + g * mg + m0);
 }
@@ -569,14 +571,6 @@ static void sa_pack(const run_args *a, size_t n, size_t g, size_t b, size_t q, f
                    dst + q * pw * cg);
 }
 
-static void shift_add_job(const run_args *a, size_t job, float *y, void *ews) {
-  const kn2row_state *s = a->s;
-  const size_t G = (size_t)a->ctx->pb.d.groups;
-  const size_t blk = job % s->nmb, g = job / s->nmb % G, n = job / s->nmb / G;
-  sa_init(a, n, g, blk);
-  for (size_t b = 0; b < s->nbands; b++) sa_band(a, n, g, blk, b, NULL, y, ews);
-}
-
 static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *output,
                            void *workspace) {
   const ck_conv_desc *d = &ctx->pb.d;
@@ -591,18 +585,14 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
     float *pix = ck_gc_carve(&cur, s->pix_bytes);
     float *y = ck_gc_carve(&cur, s->y_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
-    if (s->shared_bytes == 0) {
+    if (s->shared_bytes == 0) { /* independent jobs (kn2row-aa, tap sums) */
 #pragma omp for schedule(dynamic, 1)
-      for (long job = 0; job < (long)(units * s->nmb); job++) {
-        if (s->mode == MODE_SHIFT_ADD)
-          shift_add_job(&a, (size_t)job, y, ews);
-        else
-          tap_tile_job(&a, (size_t)job, pix, y, ews);
-      }
+      for (long job = 0; job < (long)(units * s->nmb); job++)
+        tap_tile_job(&a, (size_t)job, pix, y, ews);
     } else if (s->mode == MODE_SHIFT_ADD) {
-      /* Few images and groups, channels split among the threads: each band of input rows is
-       * packed once, by all threads panel by panel into the shared buffer, then its channel
-       * blocks are shared out (a block's bands stay in order: its rows accumulate). */
+      /* Each band of input rows is packed once, by all threads panel by panel into the shared
+       * buffer, then its channel blocks are shared out (a block's bands stay in order: its
+       * rows accumulate). */
       float *shared = (float *)ck_gc_ws_shared(workspace);
       const size_t G = (size_t)d->groups;
       const size_t panels = ck_div_up(s->band * (size_t)d->in_width, s->r.pw);

@@ -35,8 +35,9 @@
 
 /* ---- Blocking ----------------------------------------------------------------------------- */
 
-/* The blocking of one problem, from the table and the sizes only: never from the thread count, so
- * the k blocks, and hence the bits, are the same for any thread count. */
+/* The blocking of one problem. KC comes from the table (or the caches) and k only, never from the
+ * thread count, so the k blocks, and hence the bits, are the same for any thread count; MC may
+ * be cut finer for threads (choose_grid), which only regroups whole micro-tiles. */
 typedef struct {
   size_t mr, nr;
   size_t kc, nkb;  /* balanced KC blocks: nkb blocks of kc (the last may be shorter) */
@@ -228,7 +229,7 @@ void ck_gemm_pack_b(const ck_kernels *kern, size_t k, size_t n, const float *src
 
 /* ---- Workspace ---------------------------------------------------------------------------- */
 
-/* Per thread: the A block, then the B micro-panel, each aligned. */
+/* Per thread: the A block, then the B block, each aligned. */
 static int thread_bytes(const blocking *bl, size_t *bytes) {
   size_t a, b, total = 0;
   if (!ck_mul_size(bl->a_floats, sizeof(float), &a) ||
@@ -294,7 +295,7 @@ static const float *a_block(const job *jb, worker *w, size_t ic, size_t k0, size
 static inline __attribute__((always_inline)) void
 pack_b_rows(size_t kc, size_t cols, const float *src, size_t rs, size_t w, float *dst) {
   const size_t full = cols / w, rest = cols - full * w;
-  enum { KB = 32 };
+  enum { KB = 16 };
   for (size_t k0 = 0; k0 < kc; k0 += KB, src += KB * rs) {
     const size_t kn = ck_min_size(KB, kc - k0);
     float *d = dst + k0 * w;
@@ -463,7 +464,7 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
   if (threads < 1) threads = 1;
   /* Fewer threads when there is too little work to share (the bits do not depend on it). */
   const double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
-  const double min_flops_per_thread = 2e6;
+  const double min_flops_per_thread = 1e7; /* ~0.1 ms each: far above a region's cost */
   if ((double)threads * min_flops_per_thread > flops) {
     int t = (int)(flops / min_flops_per_thread);
     threads = t < 1 ? 1 : t;

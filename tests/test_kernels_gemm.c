@@ -162,3 +162,76 @@ Test(kernels_gemm, every_epilogue_on_full_tiles) {
                   "%s: epilogue %zu, kc %zu (edge): %s", k->gemm_name, e, kc, msg);
       }
 }
+
+/* The ISA transposing packers give exactly the generic packer's bits, for every row count up to
+ * the panel widths the engine uses (MR for A, NR for transposed B), and kc tails of every kind;
+ * the source ends exactly at its last element, so an over-read shows under the sanitizers. */
+Test(kernels_gemm, transposing_pack_matches_generic) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const size_t kcs[] = {1, 3, 8, 16, 17, 40};
+  uint64_t st = 77;
+  for (int t = 0; t < nt; t++) {
+    ck_gemm_packt_fn f = ck_gemm_packt_for(tabs[t]);
+    const size_t widths[2] = {(size_t)tabs[t]->mr, (size_t)tabs[t]->nr};
+    for (int wi = 0; wi < 2; wi++)
+      for (size_t h = 1; h <= widths[wi]; h++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          const size_t w = widths[wi], kc = kcs[ki], rs = kc + 3;
+          const size_t src_len = (h - 1) * rs + kc;
+          float *src = malloc(src_len * sizeof(float));
+          float *got = malloc(kc * w * sizeof(float)), *want = malloc(kc * w * sizeof(float));
+          ckt_fill(src, src_len, &st);
+          for (size_t i = 0; i < kc * w; i++) got[i] = want[i] = NAN; /* all must be written */
+          f(h, w, kc, src, rs, got);
+          ck_f32_gemm_packt__generic(h, w, kc, src, rs, want);
+          cr_expect(memcmp(got, want, kc * w * sizeof(float)) == 0,
+                    "%s packt: h %zu, w %zu, kc %zu differs from generic", tabs[t]->name, h, w, kc);
+          free(src), free(got), free(want);
+        }
+  }
+}
+
+/* A direct kernel gives the bits of its table's packed kernel on the same tile (the engine relies
+ * on it), reading A and B in place: the buffers end exactly at their last element read. */
+Test(kernels_gemm, direct_kernel_matches_packed_kernel_bits) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const size_t kcs[] = {1, 2, 7, 64, 129};
+  uint64_t st = 909;
+  for (int t = 0; t < nt; t++) {
+    const ck_kernels *k = tabs[t];
+    ck_gemm_direct_fn direct = ck_gemm_direct_for(k);
+    if (direct == NULL) continue;
+    const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
+    for (size_t mr = 1; mr <= MR; mr++)
+      for (size_t nr = 1; nr <= NR; nr++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          if ((mr * 31 + nr * 7 + ki) % 3 != 0 && mr != MR && nr != NR) continue;
+          const size_t kc = kcs[ki], lda = kc + 2, ldb = nr + 3, ldc = nr + 1;
+          const size_t a_len = (mr - 1) * lda + kc, b_len = (kc - 1) * ldb + nr;
+          const size_t c_len = (mr - 1) * ldc + nr;
+          float *a = malloc(a_len * sizeof(float)), *b = malloc(b_len * sizeof(float));
+          float *c1 = malloc(c_len * sizeof(float)), *c2 = malloc(c_len * sizeof(float));
+          float *bias = malloc(mr * sizeof(float));
+          ckt_fill(a, a_len, &st);
+          ckt_fill(b, b_len, &st);
+          ckt_fill(c1, c_len, &st);
+          ckt_fill(bias, mr, &st);
+          memcpy(c2, c1, c_len * sizeof(float));
+          float *ap = calloc(kc * MR, sizeof(float)), *bp = calloc(kc * NR, sizeof(float));
+          for (size_t kk = 0; kk < kc; kk++) {
+            for (size_t i = 0; i < mr; i++) ap[kk * MR + i] = a[i * lda + kk];
+            for (size_t j = 0; j < nr; j++) bp[kk * NR + j] = b[kk * ldb + j];
+          }
+          const ck_gemm_epilogue ep = {
+              -1.5f, ki % 2 ? 0.5f : 0.0f, ki % 3 ? bias : NULL, NULL, -0.75f, INFINITY};
+          k->gemm(mr, nr, kc, ap, bp, c1, ldc, &ep);
+          direct(mr, nr, kc, a, lda, b, ldb, c2, ldc, &ep);
+          cr_expect(memcmp(c1, c2, c_len * sizeof(float)) == 0,
+                    "%s: direct and packed kernels differ at mr %zu nr %zu kc %zu", k->gemm_name,
+                    mr, nr, kc);
+          free(a), free(b), free(c1), free(c2), free(bias), free(ap), free(bp);
+        }
+  }
+}

@@ -24,6 +24,10 @@ typedef struct {
   size_t row_stride, col_stride; /* plain operand: element (r, c) at data[r*rs + c*cs] */
   int packed;                    /* non-zero: data is in the packed layout above */
 } ck_gemm_operand;
+/* A packed operand ignores col_stride, and reads a non-zero row_stride as its panel stride:
+ * floats from one panel to the next, instead of the layout's own K*MR (A) or K*NR (B). The
+ * operand is then a window of k rows out of a packed matrix with more of them (MEC's
+ * overlapping partitions of its lowered matrix). */
 
 typedef enum { CK_BIAS_NONE = 0, CK_BIAS_PER_ROW, CK_BIAS_PER_COL } ck_bias_kind;
 
@@ -71,6 +75,20 @@ void ck_f32_gemm_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, con
                             float *c, size_t ldc, const ck_gemm_epilogue *ep);
 void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
                                float *c, size_t ldc, const ck_gemm_epilogue *ep);
+
+/* Direct micro-kernel: the GEMM micro-kernel's tile read from unpacked row-major operands,
+ * element (i, k) of A at a[i*lda + k] and (k, j) of B at b[k*ldb + j], for problems too small to
+ * repay packing. Same bounds (mr <= MR, nr <= NR of the table), same epilogue, same arithmetic as
+ * the table's kernel, so a problem of one KC block gives the same bits either way. Reads exactly
+ * rows i < mr of A, columns j < nr of B and k < kc. */
+typedef void (*ck_gemm_direct_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                  const float *b, size_t ldb, float *c, size_t ldc,
+                                  const ck_gemm_epilogue *ep);
+/* The direct kernel of a table's ISA, or NULL when it has none (the engine then packs). */
+ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern);
+void ck_f32_gemm_direct_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                      const float *b, size_t ldb, float *c, size_t ldc,
+                                      const ck_gemm_epilogue *ep);
 
 /* Transposing pack (one per ISA, chosen by the engine from the table's ISA): for i < h <= w,
  * k < kc: dst[k*w + i] = src[i*rs + k], and dst[k*w + i] = 0 for h <= i < w. Reads exactly the h

@@ -21,8 +21,7 @@ const ck_kernels ck_kernels_generic = {
     .isa = CK_ISA_GENERIC,
     .name = "generic",
 
-    /* packed GEMM: KC x NR of B (8 KiB) in L1, MC x KC of A (128 KiB) in L2, KC x NC of B (2 MiB)
-       in L3 */
+    /* packed GEMM: KC x MR of A (4 KiB) in L1, KC x NC of B (2 MiB) in L2, MC x KC of A in L3 */
     .gemm = ck_f32_gemm_4x8__generic,
     .gemm_name = "ck_f32_gemm_4x8__generic",
     .mr = 4,
@@ -50,14 +49,15 @@ const ck_kernels ck_kernels_avx2 = {
     .isa = CK_ISA_AVX2,
     .name = "avx2",
 
-    /* packed GEMM: KC x NR of B in L1 (16 KiB), MC x KC of A in L2, KC x NC of B in L3 */
+    /* packed GEMM (the engine keeps A's KC x MR micro-panel in L1 and streams B, see gemm.c):
+       KC x MR of A = 9 KiB in L1, KC x NC of B = 768 KiB in L2, MC x KC of A in L3 */
     .gemm = ck_f32_gemm_6x16__avx2,
     .gemm_name = "ck_f32_gemm_6x16__avx2",
     .mr = 6,
     .nr = 16,
-    .mc = 300,
-    .kc = 256,
-    .nc = 4096,
+    .mc = 840,
+    .kc = 384,
+    .nc = 512,
 
     /* indirect GEMM: 6 pixels x 16 channels, 12 ymm accumulators */
     .igemm = ck_f32_igemm_6x16__avx2,
@@ -79,14 +79,15 @@ const ck_kernels ck_kernels_avx512 = {
     .isa = CK_ISA_AVX512,
     .name = "avx512",
 
-    /* packed GEMM: KC x NR of B in L1 (32 KiB of 48), MC x KC of A in L2, KC x NC of B in L3 */
+    /* packed GEMM (the engine keeps A's KC x MR micro-panel in L1 and streams B, see gemm.c):
+       KC x MR of A = 21 KiB in L1 (48), KC x NC of B = 768 KiB in L2 (2 MiB), MC x KC of A in L3 */
     .gemm = ck_f32_gemm_14x32__avx512,
     .gemm_name = "ck_f32_gemm_14x32__avx512",
     .mr = 14,
     .nr = 32,
-    .mc = 420,
-    .kc = 256,
-    .nc = 4096,
+    .mc = 840,
+    .kc = 384,
+    .nc = 512,
 
     /* indirect GEMM: 14 pixels x 32 channels, 28 zmm accumulators */
     .igemm = ck_f32_igemm_14x32__avx512,

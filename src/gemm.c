@@ -1,23 +1,29 @@
 /*
  * The packed GEMM engine: the Goto/BLIS loops around the table's micro-kernel.
  *
- *   for jc (NC columns; the KC x NC block of packed B targets L3)
- *     for pc (KC of the k dimension)                     <- pack B block, shared by all threads
- *       for ic (MC rows; the MC x KC block of packed A targets L2)   <- pack A block, per thread
- *         for jr (NR columns; a KC x NR micro-panel of B stays in L1)
- *           for ir (MR rows) micro-kernel
+ *   task = (ic: MC rows, a chunk of columns)                   <- OpenMP, dynamic schedule
+ *     for pc (KC of the k dimension, ascending)
+ *       A block MC x KC: pre-packed, or packed by this thread (transposing packer of the ISA)
+ *       for jc (NC columns of the chunk)
+ *         B block KC x NC: pre-packed, or packed by this thread (stays in L2)
+ *         for ir (MR rows)                       the KC x MR micro-panel of A stays in L1
+ *           for jr (NR columns) micro-kernel     KC x NR micro-panels of B stream from L2
  *
- * Threads take tasks (an MC block of rows times a chunk of the NC columns) from a dynamic
- * schedule, so a core busy with another process delays only the tasks it holds. Every C element
- * belongs to exactly one micro-tile, and a micro-tile's k sum always runs over the same KC blocks
- * in ascending order, whatever the thread count or the task shape: results are bitwise identical
- * for any thread count.
+ * The two inner loops are those of BLIS on Skylake-X, seen in row-major: the broadcast operand's
+ * micro-panel (A, MR floats per k) is the one kept in L1 while the wide vector operand (B, NR
+ * floats per k) streams from L2, which lets KC grow to a few hundred (fewer passes over C) with
+ * a 48 KiB L1. The A block then only needs L3: MC is large, which keeps B repacking rare.
  *
- * alpha and beta apply on the first KC block (later blocks add with beta = 1); bias and clamp only
- * on the last one, so the output is never read or written in an extra pass.
+ * Unlike BLIS, plain B is not packed into one block shared by all threads: each thread packs the
+ * B block of its own task. A B element is then packed once per MC block of rows instead of once,
+ * one copy per 2*MC flops (well under 1%), and the parallel loop needs no barrier and no shared
+ * buffer: a thread that loses its core to another process delays only the task it holds.
  *
- * When B is pre-packed nothing is shared between tasks, so a task runs its whole k range (pc is
- * the innermost of the outer loops) and the parallel region has no barrier at all.
+ * Every C element belongs to exactly one micro-tile, and a micro-tile's k sum always runs over the
+ * same KC blocks in ascending order, whatever the thread count or the task shape: results are
+ * bitwise identical for any thread count. alpha and beta apply on the first KC block (later blocks
+ * add with beta = 1); bias and clamp only on the last one, so C is never read or written in an
+ * extra pass.
  */
 #include <math.h>
 #include <omp.h>
@@ -28,19 +34,19 @@
 
 /* ---- Blocking ----------------------------------------------------------------------------- */
 
-/* The blocking of one problem, derived from the table and the sizes only (never from the thread
- * count, so that the k blocks, and hence the bits, are the same for any thread count). */
+/* The blocking of one problem, from the table and the sizes only: never from the thread count, so
+ * the k blocks, and hence the bits, are the same for any thread count. */
 typedef struct {
   size_t mr, nr;
   size_t kc, nkb;  /* balanced KC blocks: nkb blocks of kc (the last may be shorter) */
   size_t mc, nic;  /* balanced MC blocks of rows (multiples of MR) */
-  size_t nc, njc;  /* balanced NC blocks of columns (multiples of NR) */
-  size_t a_floats; /* per-thread packed-A buffer (0 when A is pre-packed) */
-  size_t b_floats; /* shared packed-B buffer (0 when B is pre-packed) */
+  size_t nc;       /* columns of a packed B block (a multiple of NR) */
+  size_t a_floats; /* per-thread packed-A block (0 when A is pre-packed) */
+  size_t b_floats; /* per-thread packed-B block of KC x NC (0 when B is pre-packed) */
 } blocking;
 
-/* Splits n into div_up(n, max_block) near-equal blocks, each a multiple of q (except through the
- * end of n); returns the block size and stores the count. */
+/* Splits n into div_up(n, max_block) near-equal blocks, each a multiple of q; returns the block
+ * size and stores the count. */
 static size_t balance(size_t n, size_t max_block, size_t q, size_t *count) {
   if (n == 0) {
     *count = 0;
@@ -55,43 +61,88 @@ static size_t balance(size_t n, size_t max_block, size_t q, size_t *count) {
 static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, blocking *bl) {
   bl->mr = (size_t)kern->mr;
   bl->nr = (size_t)kern->nr;
-  size_t mc_max = ck_round_up((size_t)kern->mc, bl->mr);
-  size_t nc_max = ck_round_up((size_t)kern->nc, bl->nr);
   bl->kc = balance(p->k, (size_t)kern->kc, 1, &bl->nkb);
-  bl->mc = balance(p->m, mc_max, bl->mr, &bl->nic);
-  bl->nc = balance(p->n, nc_max, bl->nr, &bl->njc);
+  bl->mc = balance(p->m, ck_round_up((size_t)kern->mc, bl->mr), bl->mr, &bl->nic);
+  bl->nc = ck_round_up((size_t)kern->nc, bl->nr);
+  /* The buffers are sized from the caps rather than the balanced blocks (which they hold), so
+   * the workspace never shrinks when m, n or k grows: a caller may size one workspace for the
+   * largest of several problems. */
+  const size_t kc_cap = ck_min_size(p->k, (size_t)kern->kc);
+  const size_t mc_cap =
+      ck_min_size(ck_round_up(p->m, bl->mr), ck_round_up((size_t)kern->mc, bl->mr));
+  const size_t nc_cap = ck_min_size(ck_round_up(p->n, bl->nr), bl->nc);
   bl->a_floats = 0;
   bl->b_floats = 0;
-  if (!p->a.packed && !ck_mul_size(bl->mc, bl->kc, &bl->a_floats)) return 0;
-  if (!p->b.packed && !ck_mul_size(bl->nc, bl->kc, &bl->b_floats)) return 0;
+  if (!p->a.packed && !ck_mul_size(mc_cap, kc_cap, &bl->a_floats)) return 0;
+  if (!p->b.packed && !ck_mul_size(nc_cap, kc_cap, &bl->b_floats)) return 0;
   return 1;
 }
 
 /* ---- Packing ------------------------------------------------------------------------------ */
 
+ck_gemm_packt_fn ck_gemm_packt_for(const ck_kernels *kern) {
+  switch (kern->isa) {
+#ifdef CK_HAVE_AVX512
+  case CK_ISA_AVX512:
+    return ck_f32_gemm_packt__avx512;
+#endif
+#ifdef CK_HAVE_AVX2
+  case CK_ISA_AVX2:
+    return ck_f32_gemm_packt__avx2;
+#endif
+  default:
+    return ck_f32_gemm_packt__generic;
+  }
+}
+
+/* dst[k*w + i] = s[k*cs + i] for i < h, zero for h <= i < w: a panel whose w rows are contiguous
+ * for each k. The full-width cases get copies of constant size, which compile to a few vector
+ * moves instead of a library call per k. */
+#define COPY_ROWS(W)                                                                               \
+  for (size_t k = 0; k < kc; k++) memcpy(dst + k * (W), s + k * cs, (W) * sizeof(float));          \
+  return
+static void copy_panel(size_t h, size_t w, size_t kc, const float *s, size_t cs, float *dst) {
+  if (h == w) {
+    switch (w) {
+    case 32:
+      COPY_ROWS(32);
+    case 16:
+      COPY_ROWS(16);
+    case 14:
+      COPY_ROWS(14);
+    case 8:
+      COPY_ROWS(8);
+    case 6:
+      COPY_ROWS(6);
+    case 4:
+      COPY_ROWS(4);
+    default:
+      break;
+    }
+  }
+  for (size_t k = 0; k < kc; k++) {
+    memcpy(dst + k * w, s + k * cs, h * sizeof(float));
+    for (size_t i = h; i < w; i++) dst[k * w + i] = 0.0f;
+  }
+}
+#undef COPY_ROWS
+
 /* Packs rows [0, rows) x k [0, kc) of a plain operand (element (r, k) at src[r*rs + k*cs]) into
  * ceil(rows / w) panels of w interleaved rows, panel p at dst + p*panel_stride, element (i, k) of a
  * panel at k*w + i; rows past `rows` are zero. Used for A (w = MR, rows = m) and for B seen as its
  * transpose (w = NR, rows = n, r = column). */
-static void pack_panels(size_t rows, size_t kc, const float *src, size_t rs, size_t cs, size_t w,
-                        float *dst, size_t panel_stride) {
+static void pack_panels(const ck_kernels *kern, size_t rows, size_t kc, const float *src, size_t rs,
+                        size_t cs, size_t w, float *dst, size_t panel_stride) {
   for (size_t r0 = 0; r0 < rows; r0 += w, dst += panel_stride) {
-    size_t h = ck_min_size(w, rows - r0);
+    const size_t h = ck_min_size(w, rows - r0);
     const float *s = src + r0 * rs;
     if (rs == 1) {
-      /* the panel's rows are contiguous for each k: one short copy per k */
-      for (size_t k = 0; k < kc; k++) {
-        memcpy(dst + k * w, s + k * cs, h * sizeof(float));
-        for (size_t i = h; i < w; i++) dst[k * w + i] = 0.0f;
-      }
+      copy_panel(h, w, kc, s, cs, dst);
+    } else if (cs == 1) {
+      ck_gemm_packt_for(kern)(h, w, kc, s, rs, dst);
     } else {
-      for (size_t i = 0; i < h; i++) {
-        const float *si = s + i * rs;
-        if (cs == 1)
-          for (size_t k = 0; k < kc; k++) dst[k * w + i] = si[k];
-        else
-          for (size_t k = 0; k < kc; k++) dst[k * w + i] = si[k * cs];
-      }
+      for (size_t i = 0; i < h; i++)
+        for (size_t k = 0; k < kc; k++) dst[k * w + i] = s[i * rs + k * cs];
       for (size_t i = h; i < w; i++)
         for (size_t k = 0; k < kc; k++) dst[k * w + i] = 0.0f;
     }
@@ -111,31 +162,40 @@ size_t ck_gemm_packed_b_floats(const ck_kernels *kern, size_t k, size_t n) {
 void ck_gemm_pack_a(const ck_kernels *kern, size_t m, size_t k, const float *src, size_t rs,
                     size_t cs, float *dst) {
   size_t mr = (size_t)kern->mr;
-  pack_panels(m, k, src, rs, cs, mr, dst, mr * k);
+  pack_panels(kern, m, k, src, rs, cs, mr, dst, mr * k);
 }
 
 void ck_gemm_pack_b(const ck_kernels *kern, size_t k, size_t n, const float *src, size_t rs,
                     size_t cs, float *dst) {
   size_t nr = (size_t)kern->nr;
   /* B's column j is the packed "row": its k elements are rs apart, columns cs apart */
-  pack_panels(n, k, src, cs, rs, nr, dst, nr * k);
+  pack_panels(kern, n, k, src, cs, rs, nr, dst, nr * k);
 }
 
 /* ---- Workspace ---------------------------------------------------------------------------- */
 
+/* Per thread: the A block, then the B micro-panel, each aligned. */
+static int thread_bytes(const blocking *bl, size_t *bytes) {
+  size_t a, b, total = 0;
+  if (!ck_mul_size(bl->a_floats, sizeof(float), &a) ||
+      !ck_mul_size(bl->b_floats, sizeof(float), &b))
+    return 0;
+  if (a && !ck_ws_need(&total, a)) return 0;
+  if (b && !ck_ws_need(&total, b)) return 0;
+  *bytes = total;
+  return 1;
+}
+
+static int needs_product(const ck_gemm_problem *p) {
+  return p->m && p->n && p->k && p->alpha != 0.0f;
+}
+
 int ck_gemm_workspace_size(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
                            size_t *bytes) {
   blocking bl;
-  size_t total = 0, a_bytes, b_bytes;
-  if (threads < 1) threads = 1;
-  if (!make_blocking(kern, p, &bl) || !ck_mul_size(bl.a_floats, sizeof(float), &a_bytes) ||
-      !ck_mul_size(bl.b_floats, sizeof(float), &b_bytes))
-    return 0;
-  if (p->m && p->n && p->k && p->alpha != 0.0f) {
-    for (int t = 0; t < threads; t++)
-      if (a_bytes && !ck_ws_need(&total, a_bytes)) return 0;
-    if (b_bytes && !ck_ws_need(&total, b_bytes)) return 0;
-  }
+  size_t per = 0, total = 0;
+  if (!make_blocking(kern, p, &bl) || !thread_bytes(&bl, &per)) return 0;
+  if (needs_product(p) && !ck_mul_size(per, (size_t)(threads < 1 ? 1 : threads), &total)) return 0;
   if (!ck_ws_finish(&total)) return 0;
   *bytes = total;
   return 1;
@@ -147,144 +207,130 @@ typedef struct {
   const ck_kernels *kern;
   const ck_gemm_problem *p;
   blocking bl;
-  float *b_buf; /* shared packed B block (plain B) */
-  size_t chunk; /* columns per compute task (a multiple of NR) */
-  int parallel; /* inside our own parallel region: worksharing loops are ours */
+  size_t chunk, nch; /* columns per task (a multiple of NR) and chunks per row block */
 } job;
 
 typedef struct {
-  float *a_buf;
-  size_t a_key; /* 1 + index of the MC block held in a_buf for the current KC block; 0: none */
+  float *a_buf, *b_buf;
 } worker;
 
-/* Micro-tiles of one MC x (columns) block for the KC block kb:
- *   a: packed A of the block's first MR panel, panels a_stride floats apart;
- *   b: packed B of the first NR panel, panels b_stride floats apart. */
-static void macro_kernel(const job *jb, size_t kb, size_t i0, size_t rows, size_t j0, size_t cols,
-                         const float *a, size_t a_stride, const float *b, size_t b_stride) {
+/* The packed A of row block ic for KC block [k0, k0+kc): the pre-packed operand itself or the
+ * worker's buffer, packed now. Stores the distance between MR panels. */
+static const float *a_block(const job *jb, worker *w, size_t ic, size_t k0, size_t kc,
+                            size_t *stride) {
   const ck_gemm_problem *p = jb->p;
-  const size_t mr = jb->bl.mr, nr = jb->bl.nr;
-  const size_t k0 = kb * jb->bl.kc, kc = ck_min_size(jb->bl.kc, p->k - k0);
-  const int last = kb + 1 == jb->bl.nkb;
-  ck_gemm_epilogue ep = {p->alpha, kb == 0 ? p->beta : 1.0f, NULL, NULL, -INFINITY, INFINITY};
-  if (last) {
-    ep.min = p->min;
-    ep.max = p->max;
-  }
-  for (size_t j = 0; j < cols; j += nr, b += b_stride) {
-    size_t w = ck_min_size(nr, cols - j);
-    ep.bias_col = last && p->bias_kind == CK_BIAS_PER_COL ? p->bias + j0 + j : NULL;
-    const float *ap = a;
-    for (size_t i = 0; i < rows; i += mr, ap += a_stride) {
-      size_t h = ck_min_size(mr, rows - i);
-      ep.bias_row = last && p->bias_kind == CK_BIAS_PER_ROW ? p->bias + i0 + i : NULL;
-      jb->kern->gemm(h, w, kc, ap, b, p->c + (i0 + i) * p->ldc + j0 + j, p->ldc, &ep);
-    }
-  }
-}
-
-/* The packed A of rows [i0, i0+rows) for KC block kb: the pre-packed operand itself, or the
- * worker's buffer (packed unless it already holds that block). Stores the panel stride. */
-static const float *a_block(const job *jb, worker *w, size_t ic, size_t kb, size_t *stride) {
-  const ck_gemm_problem *p = jb->p;
-  const size_t mr = jb->bl.mr, i0 = ic * jb->bl.mc, k0 = kb * jb->bl.kc;
-  const size_t kc = ck_min_size(jb->bl.kc, p->k - k0);
+  const size_t mr = jb->bl.mr, i0 = ic * jb->bl.mc;
   if (p->a.packed) {
     *stride = mr * p->k;
     return p->a.data + i0 * p->k + k0 * mr;
   }
   *stride = mr * kc;
-  if (w->a_key != ic + 1) {
-    size_t rows = ck_min_size(jb->bl.mc, p->m - i0);
-    pack_panels(rows, kc, p->a.data + i0 * p->a.row_stride + k0 * p->a.col_stride, p->a.row_stride,
-                p->a.col_stride, mr, w->a_buf, mr * kc);
-    w->a_key = ic + 1;
-  }
+  pack_panels(jb->kern, ck_min_size(jb->bl.mc, p->m - i0), kc,
+              p->a.data + i0 * p->a.row_stride + k0 * p->a.col_stride, p->a.row_stride,
+              p->a.col_stride, mr, w->a_buf, mr * kc);
   return w->a_buf;
 }
 
-/* Runs fn(jb, w, t, ctx) for t < count: on this thread alone, or shared dynamically by the team
- * of our parallel region (ending with its barrier). */
-typedef void (*task_fn)(const job *jb, worker *w, size_t t, size_t ctx);
-static void for_tasks(const job *jb, worker *w, size_t count, task_fn fn, size_t ctx) {
-  if (!jb->parallel) {
-    for (size_t t = 0; t < count; t++) fn(jb, w, t, ctx);
+/* Row-major B[kc x cols] (rows rs apart) into w-column panels at dst (panel q at q*kc*w), KB rows
+ * at a time. Reading whole rows of the block (not kc short rows a power of two apart, which alias
+ * in the caches) lets the hardware prefetchers stream the source; the KB x cols source slice
+ * stays in L1 while each panel receives its KB rows of w floats as one contiguous run, so the
+ * stores fill few lines at a time instead of one line in each of cols / w panels. The caller
+ * inlines it with a constant w, making each piece a few vector moves. */
+static inline __attribute__((always_inline)) void
+pack_b_rows(size_t kc, size_t cols, const float *src, size_t rs, size_t w, float *dst) {
+  const size_t full = cols / w, rest = cols - full * w;
+  enum { KB = 32 };
+  for (size_t k0 = 0; k0 < kc; k0 += KB, src += KB * rs) {
+    const size_t kn = ck_min_size(KB, kc - k0);
+    float *d = dst + k0 * w;
+    for (size_t q = 0; q < full; q++, d += w * kc)
+      for (size_t k = 0; k < kn; k++) memcpy(d + k * w, src + k * rs + q * w, w * sizeof(float));
+    if (rest)
+      for (size_t k = 0; k < kn; k++) {
+        memcpy(d + k * w, src + k * rs + full * w, rest * sizeof(float));
+        memset(d + k * w + rest, 0, (w - rest) * sizeof(float));
+      }
+  }
+}
+
+/* Packs B[k0 : k0+kc, j0 : j0+cols] of a plain B into NR-column panels at dst (panel q at
+ * q*kc*NR); a transposed B is packed panel by panel (its columns are contiguous). */
+static void pack_b_block(const job *jb, size_t k0, size_t kc, size_t j0, size_t cols, float *dst) {
+  const ck_gemm_problem *p = jb->p;
+  const size_t nr = jb->bl.nr, rs = p->b.row_stride, cs = p->b.col_stride;
+  const float *src = p->b.data + k0 * rs + j0 * cs;
+  if (cs != 1) {
+    pack_panels(jb->kern, cols, kc, src, cs, rs, nr, dst, nr * kc);
     return;
   }
-#pragma omp for schedule(dynamic, 1)
-  for (size_t t = 0; t < count; t++) fn(jb, w, t, ctx);
+  switch (nr) {
+  case 32:
+    pack_b_rows(kc, cols, src, rs, 32, dst);
+    break;
+  case 16:
+    pack_b_rows(kc, cols, src, rs, 16, dst);
+    break;
+  case 8:
+    pack_b_rows(kc, cols, src, rs, 8, dst);
+    break;
+  default:
+    pack_b_rows(kc, cols, src, rs, nr, dst);
+    break;
+  }
 }
 
-/* -- Plain B: per (jc, kb), pack the B block together, then compute it together. */
+/* ---- The loops ---------------------------------------------------------------------------- */
 
-static void pack_b_task(const job *jb, worker *w, size_t t, size_t ctx) {
-  (void)w;
+/* Micro-tiles of rows [i0, i0+rows) x columns [j0, j0+cols) for one KC block: A and B packed,
+ * MR panels a_stride apart and NR panels b_stride apart. */
+static void macro_tile(const job *jb, ck_gemm_epilogue *ep, int last, size_t kc, size_t i0,
+                       size_t rows, const float *a, size_t a_stride, size_t j0, size_t cols,
+                       const float *b, size_t b_stride) {
   const ck_gemm_problem *p = jb->p;
-  const size_t nr = jb->bl.nr, jc = ctx / jb->bl.nkb, kb = ctx % jb->bl.nkb;
-  const size_t j0 = jc * jb->bl.nc + t * nr, k0 = kb * jb->bl.kc;
-  const size_t kc = ck_min_size(jb->bl.kc, p->k - k0);
-  const float *src = p->b.data + k0 * p->b.row_stride + j0 * p->b.col_stride;
-  pack_panels(ck_min_size(nr, p->n - j0), kc, src, p->b.col_stride, p->b.row_stride, nr,
-              jb->b_buf + t * nr * kc, nr * kc);
-}
-
-static void compute_task(const job *jb, worker *w, size_t t, size_t ctx) {
-  const ck_gemm_problem *p = jb->p;
-  const size_t jc = ctx / jb->bl.nkb, kb = ctx % jb->bl.nkb;
-  const size_t jc0 = jc * jb->bl.nc, cols_jc = ck_min_size(jb->bl.nc, p->n - jc0);
-  const size_t nch = ck_div_up(cols_jc, jb->chunk);
-  const size_t ic = t / nch, ch = t % nch; /* row-block major: a thread's next task usually
-                                              reuses the A block it already packed */
-  const size_t i0 = ic * jb->bl.mc, rows = ck_min_size(jb->bl.mc, p->m - i0);
-  const size_t j0 = ch * jb->chunk, cols = ck_min_size(jb->chunk, cols_jc - j0);
-  const size_t kc = ck_min_size(jb->bl.kc, p->k - kb * jb->bl.kc);
-  size_t a_stride;
-  const float *a = a_block(jb, w, ic, kb, &a_stride);
-  macro_kernel(jb, kb, i0, rows, jc0 + j0, cols, a, a_stride, jb->b_buf + j0 * kc, jb->bl.nr * kc);
-}
-
-static void run_plain_b(const job *jb, worker *w) {
-  const ck_gemm_problem *p = jb->p;
-  for (size_t jc = 0; jc < jb->bl.njc; jc++) {
-    const size_t cols = ck_min_size(jb->bl.nc, p->n - jc * jb->bl.nc);
-    const size_t tasks = jb->bl.nic * ck_div_up(cols, jb->chunk);
-    for (size_t kb = 0; kb < jb->bl.nkb; kb++) {
-      const size_t ctx = jc * jb->bl.nkb + kb;
-      for_tasks(jb, w, ck_div_up(cols, jb->bl.nr), pack_b_task, ctx);
-      w->a_key = 0; /* the A buffer held the previous KC block */
-      for_tasks(jb, w, tasks, compute_task, ctx);
+  const size_t mr = jb->bl.mr, nr = jb->bl.nr;
+  for (size_t i = 0; i < rows; i += mr, a += a_stride) {
+    ep->bias_row = last && p->bias_kind == CK_BIAS_PER_ROW ? p->bias + i0 + i : NULL;
+    const float *bp = b;
+    for (size_t j = 0; j < cols; j += nr, bp += b_stride) {
+      const size_t jj = j0 + j;
+      ep->bias_col = last && p->bias_kind == CK_BIAS_PER_COL ? p->bias + jj : NULL;
+      jb->kern->gemm(ck_min_size(mr, rows - i), ck_min_size(nr, cols - j), kc, a, bp,
+                     p->c + (i0 + i) * p->ldc + jj, p->ldc, ep);
     }
   }
 }
 
-/* -- Pre-packed B: independent tasks, each over its whole k range. */
-
-static void prepacked_b_task(const job *jb, worker *w, size_t t, size_t ctx) {
-  (void)ctx;
+/* Task t: row block t / nch, column chunk t % nch, over the whole k range. Within a KC block the
+ * chunk's columns go by NC at a time: the packed B block of KC x NC is what each thread packs and
+ * reuses across the row block. */
+static void task(const job *jb, worker *w, size_t t) {
   const ck_gemm_problem *p = jb->p;
-  const size_t nr = jb->bl.nr, nch = ck_div_up(p->n, jb->chunk);
-  const size_t ic = t / nch, ch = t % nch;
-  const size_t i0 = ic * jb->bl.mc, rows = ck_min_size(jb->bl.mc, p->m - i0);
-  const size_t j0 = ch * jb->chunk, cols = ck_min_size(jb->chunk, p->n - j0);
+  const size_t nr = jb->bl.nr;
+  const size_t ic = t / jb->nch, i0 = ic * jb->bl.mc, rows = ck_min_size(jb->bl.mc, p->m - i0);
+  const size_t j0 = (t % jb->nch) * jb->chunk, cols = ck_min_size(jb->chunk, p->n - j0);
   for (size_t kb = 0; kb < jb->bl.nkb; kb++) {
+    const size_t k0 = kb * jb->bl.kc, kc = ck_min_size(jb->bl.kc, p->k - k0);
+    const int last = kb + 1 == jb->bl.nkb;
+    ck_gemm_epilogue ep = {p->alpha, kb == 0 ? p->beta : 1.0f, NULL, NULL, -INFINITY, INFINITY};
+    if (last) {
+      ep.min = p->min;
+      ep.max = p->max;
+    }
     size_t a_stride;
-    w->a_key = 0;
-    const float *a = a_block(jb, w, ic, kb, &a_stride);
-    const float *b = p->b.data + j0 * p->k + kb * jb->bl.kc * nr;
-    macro_kernel(jb, kb, i0, rows, j0, cols, a, a_stride, b, nr * p->k);
+    const float *a = a_block(jb, w, ic, k0, kc, &a_stride);
+    for (size_t jc = 0; jc < cols; jc += jb->bl.nc) {
+      const size_t width = ck_min_size(jb->bl.nc, cols - jc);
+      const float *b = p->b.data + (j0 + jc) * p->k + k0 * nr;
+      size_t b_stride = nr * p->k;
+      if (!p->b.packed) {
+        pack_b_block(jb, k0, kc, j0 + jc, width, w->b_buf);
+        b = w->b_buf;
+        b_stride = nr * kc;
+      }
+      macro_tile(jb, &ep, last, kc, i0, rows, a, a_stride, j0 + jc, width, b, b_stride);
+    }
   }
-}
-
-static void run_prepacked_b(const job *jb, worker *w) {
-  const size_t tasks = jb->bl.nic * ck_div_up(jb->p->n, jb->chunk);
-  for_tasks(jb, w, tasks, prepacked_b_task, 0);
-}
-
-static void run(const job *jb, worker *w) {
-  if (jb->p->b.packed)
-    run_prepacked_b(jb, w);
-  else
-    run_plain_b(jb, w);
 }
 
 /* C = beta*C + bias, clamped: the whole result when k == 0 or alpha == 0 (A and B unread). */
@@ -302,65 +348,85 @@ static void scale_only(const ck_gemm_problem *p) {
   }
 }
 
-/* Columns per compute task. One task per MC block when there are enough of them to keep every
- * thread busy; otherwise the columns are cut too, into chunks of whole NR panels, aiming at a few
- * tasks per thread so a dynamic schedule can even out the load. */
-static size_t choose_chunk(const blocking *bl, size_t cols, int threads) {
-  const size_t want = 3 * (size_t)threads;
-  if (threads <= 1 || bl->nic >= want) return ck_round_up(cols ? cols : 1, bl->nr);
-  size_t pieces = ck_div_up(want, bl->nic);
-  size_t panels = ck_div_up(cols, bl->nr);
-  if (pieces > panels) pieces = panels;
-  return ck_div_up(panels, pieces ? pieces : 1) * bl->nr;
+/* The task grid: row blocks of jb->bl.mc rows times column chunks of jb->chunk columns.
+ *
+ * One thread: the table's MC blocks times all the columns, so every A block is packed once. With
+ * more threads the grid is cut finer, to about four tasks per thread (the dynamic schedule then
+ * evens out unequal tasks and a thread that loses its core): cutting rows makes each task pack
+ * its own copy of B (one copy per 2*MC flops), cutting columns its own copy of A (one transposing
+ * pack per 2*chunk flops, about 2.5 times dearer per element), and an operand that is pre-packed
+ * costs nothing, so the cut that packs least is taken. Neither cut changes the micro-tile grid
+ * (blocks are multiples of MR and NR) nor the KC blocks, so the bits stay the same. */
+static void choose_grid(job *jb, int threads) {
+  const ck_gemm_problem *p = jb->p;
+  const size_t mr = jb->bl.mr, nr = jb->bl.nr;
+  const size_t row_panels = ck_div_up(p->m, mr), col_panels = ck_div_up(p->n, nr);
+  size_t rows = jb->bl.nic, cols = 1; /* pieces */
+  if (threads > 1) {
+    const size_t want = 4 * (size_t)threads;
+    double best = -1;
+    for (size_t r = jb->bl.nic; r <= row_panels && r <= want; r++) {
+      size_t c = ck_min_size(ck_div_up(want, r), col_panels);
+      /* relative packing cost: B copies per row piece, A copies per column piece */
+      double cost = (p->b.packed ? 0.0 : (double)r / (double)p->m) +
+                    (p->a.packed ? 0.0 : 2.5 * (double)c / (double)p->n);
+      if (best < 0 || cost < best) best = cost, rows = r, cols = c;
+    }
+  }
+  jb->bl.mc = ck_div_up(row_panels, rows) * mr;
+  jb->bl.nic = ck_div_up(p->m, jb->bl.mc);
+  jb->chunk = ck_div_up(col_panels, cols) * nr;
+  jb->nch = ck_div_up(p->n, jb->chunk);
 }
 
 void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
                      void *workspace) {
   if (p->m == 0 || p->n == 0) return;
-  if (p->k == 0 || p->alpha == 0.0f) {
+  if (!needs_product(p)) {
     scale_only(p);
     return;
   }
   job jb;
   jb.kern = kern;
   jb.p = p;
-  if (!make_blocking(kern, p, &jb.bl)) return; /* cannot happen after ck_gemm_workspace_size */
-  size_t ws_bytes = 0;
+  size_t per = 0;
+  if (!make_blocking(kern, p, &jb.bl) || !thread_bytes(&jb.bl, &per))
+    return; /* cannot happen after ck_gemm_workspace_size succeeded */
   if (threads < 1) threads = 1;
-  ck_gemm_workspace_size(kern, p, threads, &ws_bytes);
-
-  /* Fewer threads than requested when there is too little work to share (the bits do not
-   * depend on it). */
+  /* Fewer threads when there is too little work to share (the bits do not depend on it). */
   const double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
-  const double min_flops_per_thread = 4e6;
+  const double min_flops_per_thread = 2e6;
   if ((double)threads * min_flops_per_thread > flops) {
     int t = (int)(flops / min_flops_per_thread);
     threads = t < 1 ? 1 : t;
   }
+  choose_grid(&jb, threads);
+  const size_t tasks = jb.bl.nic * jb.nch;
+  if ((size_t)threads > tasks) threads = (int)tasks;
 
+  /* the caller's workspace may be unaligned: start at its first aligned byte */
   ck_ws_cursor cur;
-  ck_ws_begin(&cur, workspace, ws_bytes);
-  jb.chunk = choose_chunk(&jb.bl, p->b.packed ? p->n : jb.bl.nc, threads);
-  jb.parallel = threads > 1;
+  size_t total = 0;
+  ck_mul_size(per, (size_t)threads, &total);
+  ck_ws_finish(&total);
+  ck_ws_begin(&cur, workspace, total);
+  unsigned char *base = ck_ws_take(&cur, per * (size_t)threads);
+  const size_t a_bytes = ck_round_up(jb.bl.a_floats * sizeof(float), CK_ALIGNMENT);
+
   if (threads == 1) {
-    worker w = {NULL, 0};
-    if (jb.bl.a_floats) w.a_buf = ck_ws_take(&cur, jb.bl.a_floats * sizeof(float));
-    jb.b_buf = jb.bl.b_floats ? ck_ws_take(&cur, jb.bl.b_floats * sizeof(float)) : NULL;
-    run(&jb, &w);
+    worker w = {NULL, NULL};
+    if (per) w.a_buf = (float *)base, w.b_buf = (float *)(base + a_bytes);
+    for (size_t t = 0; t < tasks; t++) task(&jb, &w, t);
     return;
   }
-  /* per-thread A buffers come first, then the shared B block (the order of workspace_size) */
-  unsigned char *a_base = NULL;
-  size_t a_step = ck_round_up(jb.bl.a_floats * sizeof(float), CK_ALIGNMENT);
-  if (jb.bl.a_floats) {
-    a_base = ck_ws_take(&cur, a_step);
-    for (int t = 1; t < threads; t++) ck_ws_take(&cur, a_step);
-  }
-  jb.b_buf = jb.bl.b_floats ? ck_ws_take(&cur, jb.bl.b_floats * sizeof(float)) : NULL;
 #pragma omp parallel num_threads(threads)
   {
-    worker w = {NULL, 0};
-    if (a_base) w.a_buf = (float *)(a_base + (size_t)omp_get_thread_num() * a_step);
-    run(&jb, &w);
+    worker w = {NULL, NULL};
+    if (per) {
+      unsigned char *mine = base + (size_t)omp_get_thread_num() * per;
+      w.a_buf = (float *)mine, w.b_buf = (float *)(mine + a_bytes);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (size_t t = 0; t < tasks; t++) task(&jb, &w, t);
   }
 }

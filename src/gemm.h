@@ -49,7 +49,9 @@ void ck_gemm_pack_b(const ck_kernels *kern, size_t k, size_t n, const float *src
                     size_t cs, float *dst);
 
 /* Stores in *bytes the workspace ck_gemm_execute needs for this problem with `threads` threads
- * (packing buffers of every thread). Returns 1, or 0 when the size overflows. */
+ * (packing buffers of every thread). Returns 1, or 0 when the size overflows. The size depends
+ * only on m, n, k, threads and which operands are plain, and never decreases when m, n, k or
+ * threads grow: a workspace sized for the largest of several problems serves them all. */
 int ck_gemm_workspace_size(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
                            size_t *bytes);
 
@@ -69,5 +71,20 @@ void ck_f32_gemm_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, con
                             float *c, size_t ldc, const ck_gemm_epilogue *ep);
 void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
                                float *c, size_t ldc, const ck_gemm_epilogue *ep);
+
+/* Transposing pack (one per ISA, chosen by the engine from the table's ISA): for i < h <= w,
+ * k < kc: dst[k*w + i] = src[i*rs + k], and dst[k*w + i] = 0 for h <= i < w. Reads exactly the h
+ * rows of kc floats. It packs a row-major A (w = MR) and a transposed B (w = NR). */
+typedef void (*ck_gemm_packt_fn)(size_t h, size_t w, size_t kc, const float *src, size_t rs,
+                                 float *dst);
+/* The transposing packer of a table's ISA (a table slot would be the natural home; kernels.h is
+ * shared by every engine, so the engine picks it by the table's isa instead). */
+ck_gemm_packt_fn ck_gemm_packt_for(const ck_kernels *kern);
+void ck_f32_gemm_packt__generic(size_t h, size_t w, size_t kc, const float *src, size_t rs,
+                                float *dst);
+void ck_f32_gemm_packt__avx2(size_t h, size_t w, size_t kc, const float *src, size_t rs,
+                             float *dst);
+void ck_f32_gemm_packt__avx512(size_t h, size_t w, size_t kc, const float *src, size_t rs,
+                               float *dst);
 
 #endif

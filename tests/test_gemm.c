@@ -287,8 +287,11 @@ Test(gemm_engine, packed_operands_bias_clamp_every_isa) {
   const ck_kernels *tabs[8];
   int nt = gemm_tables(tabs);
   cr_assert(nt >= 1, "the generic table has a GEMM kernel");
+  /* k of 800 spans several KC blocks (alpha/beta on the first, bias/clamp on the last), m of 900
+   * several MC blocks */
   static const size_t shapes[][3] = {{1, 1, 1},     {5, 7, 3},      {17, 33, 9},  {64, 64, 64},
-                                     {70, 45, 300}, {129, 20, 257}, {3, 300, 41}, {200, 130, 1}};
+                                     {70, 45, 300}, {129, 20, 257}, {3, 300, 41}, {200, 130, 1},
+                                     {40, 70, 800}, {900, 50, 20}};
   uint64_t seed = 1;
   for (int t = 0; t < nt; t++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -306,11 +309,13 @@ Test(gemm_engine, packed_operands_bias_clamp_every_isa) {
 Test(gemm_engine, identical_bits_for_1_and_2_threads) {
   const ck_kernels *tabs[8];
   int nt = gemm_tables(tabs);
+  /* tall (many row blocks), wide (column chunks), several KC blocks, both operands plain or
+   * pre-packed */
   static const size_t shapes[][3] = {
-      {300, 300, 600}, {64, 2000, 300}, {2000, 40, 300}, {33, 900, 1100}, {500, 70, 90}};
+      {300, 200, 500}, {40, 1500, 300}, {1500, 40, 300}, {33, 700, 900}, {500, 70, 90}};
   for (int t = 0; t < nt; t++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-      for (int v = 0; v < 4; v++) {
+      for (int v = 0; v < 4; v += 3) {
         engine_case e = {
             shapes[s][0], shapes[s][1], shapes[s][2], v & 1, v >> 1, 0, 0, CK_BIAS_PER_ROW, 1, 0,
             -INFINITY,    INFINITY};
@@ -345,4 +350,31 @@ Test(gemm_engine, clamp_keeps_nan_and_beta_zero_ignores_c) {
     cr_expect_eq(c[2], 0.5f, "%s: 1 clamps to 0.5", kern->name);
     cr_expect_eq(c[3], 0.5f, "%s: 1 clamps to 0.5 (beta 0 ignored NaN in C)", kern->name);
   }
+}
+
+Test(gemm_engine, workspace_never_shrinks_when_sizes_grow) {
+  const ck_kernels *tabs[8];
+  int nt = gemm_tables(tabs);
+  uint64_t st = 3;
+  for (int t = 0; t < nt; t++)
+    for (int i = 0; i < 2000; i++) {
+      size_t d[3], e[3];
+      for (int j = 0; j < 3; j++) {
+        d[j] = (size_t)ckt_range(&st, 1, 3000);
+        e[j] = d[j] + (size_t)ckt_range(&st, 0, 500);
+      }
+      const int plain_a = i & 1, plain_b = (i >> 1) & 1, threads = 1 + (i >> 2) % 3;
+      ck_gemm_problem p = {0}, q;
+      p.m = d[0], p.n = d[1], p.k = d[2], p.alpha = 1;
+      p.a.packed = !plain_a, p.b.packed = !plain_b;
+      q = p;
+      q.m = e[0], q.n = e[1], q.k = e[2];
+      size_t small = 0, big = 0, more_threads = 0;
+      cr_assert(ck_gemm_workspace_size(tabs[t], &p, threads, &small));
+      cr_assert(ck_gemm_workspace_size(tabs[t], &q, threads, &big));
+      cr_assert(ck_gemm_workspace_size(tabs[t], &q, threads + 1, &more_threads));
+      cr_expect(small <= big && big <= more_threads,
+                "%s: %zu x %zu x %zu needs %zu bytes, %zu x %zu x %zu %zu, with a thread more %zu",
+                tabs[t]->name, d[0], d[1], d[2], small, e[0], e[1], e[2], big, more_threads);
+    }
 }

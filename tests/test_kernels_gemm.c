@@ -162,3 +162,32 @@ Test(kernels_gemm, every_epilogue_on_full_tiles) {
                   "%s: epilogue %zu, kc %zu (edge): %s", k->gemm_name, e, kc, msg);
       }
 }
+
+/* The ISA transposing packers give exactly the generic packer's bits, for every row count up to
+ * the panel widths the engine uses (MR for A, NR for transposed B), and kc tails of every kind;
+ * the source ends exactly at its last element, so an over-read shows under the sanitizers. */
+Test(kernels_gemm, transposing_pack_matches_generic) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const size_t kcs[] = {1, 3, 8, 16, 17, 40};
+  uint64_t st = 77;
+  for (int t = 0; t < nt; t++) {
+    ck_gemm_packt_fn f = ck_gemm_packt_for(tabs[t]);
+    const size_t widths[2] = {(size_t)tabs[t]->mr, (size_t)tabs[t]->nr};
+    for (int wi = 0; wi < 2; wi++)
+      for (size_t h = 1; h <= widths[wi]; h++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          const size_t w = widths[wi], kc = kcs[ki], rs = kc + 3;
+          const size_t src_len = (h - 1) * rs + kc;
+          float *src = malloc(src_len * sizeof(float));
+          float *got = malloc(kc * w * sizeof(float)), *want = malloc(kc * w * sizeof(float));
+          ckt_fill(src, src_len, &st);
+          for (size_t i = 0; i < kc * w; i++) got[i] = want[i] = NAN; /* all must be written */
+          f(h, w, kc, src, rs, got);
+          ck_f32_gemm_packt__generic(h, w, kc, src, rs, want);
+          cr_expect(memcmp(got, want, kc * w * sizeof(float)) == 0,
+                    "%s packt: h %zu, w %zu, kc %zu differs from generic", tabs[t]->name, h, w, kc);
+          free(src), free(got), free(want);
+        }
+  }
+}

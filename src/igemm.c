@@ -62,9 +62,11 @@ static void run_unit(const ck_igemm_op *op, const float *packed, size_t a_offset
   for (size_t tile = tile0; tile < tile1; tile++) {
     const size_t p0 = tile * MR, mr = ck_min_size(MR, op->pixels - p0);
     const float **a = op->indirection + tile * op->ks * MR;
+    const int merged = op->merged != NULL && op->merged[tile];
+    const size_t ks = merged ? op->ks_merged : op->ks, kc = merged ? op->kc_merged : op->kc;
     for (size_t b = block0; b < block1; b++) {
       const size_t nr = ck_min_size(NR, op->n - b * NR);
-      k->igemm(mr, nr, op->kc, op->ks, a, a_offset, op->zero, packed + b * block_floats,
+      k->igemm(mr, nr, kc, ks, a, a_offset, op->zero, packed + b * block_floats,
                out + p0 * op->out_stride + b * NR, op->out_stride, &op->clamp);
     }
   }

@@ -65,13 +65,19 @@ typedef struct {
   size_t pixels;             /* output pixels per image */
   size_t ks, kc;             /* taps, channels per tap (per group) */
   const float **indirection; /* ceil(pixels / MR) * ks * MR positions, tile-major */
-  const float *zero;         /* kc floats of zero */
+  const float *zero;         /* max(kc, kc_merged) floats of zero */
   size_t groups;             /* products per image */
   size_t n;                  /* output channels per group */
   const float *packed;       /* groups * ceil(n / NR) packed blocks */
   size_t out_stride;         /* floats between output pixels (all channels of all groups) */
   size_t a_group_bytes;      /* a_offset step from one group to the next (its input channels) */
   ck_clamp_params clamp;
+  /* Tiles whose taps were merged (NULL: none): merged[tile] != 0 reads the tile as ks_merged
+   * taps of kc_merged channels from the start of its slot. The packed weights are the same:
+   * element (t, k) sits at (t*kc + k)*NR, and a merged tap of kw*C contiguous channels is kw
+   * taps of C, so both readings sum the same products in the same order (the same bits). */
+  const unsigned char *merged;
+  size_t ks_merged, kc_merged;
 } ck_igemm_op;
 
 /* Runs op on `batch` images: image b reads its positions with a_offset = a_base +

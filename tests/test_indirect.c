@@ -187,3 +187,44 @@ Test(indirect, indirection_base_avoids_the_zero_row) {
                 (size_t)zeros[i], spans[j], (size_t)base);
     }
 }
+
+/* Few input channels: tiles inside the image read each kernel row as one merged tap of kw*C
+ * channels, border tiles read kw taps of C. Both must sum the same products in the same order.
+ * Input column X-1 is zero and columns X, X+1 repeat columns 0, 1, so output pixel (y, X) sees
+ * the window of (y, 0) (whose left tap is padding): the two must have the same bits, for several
+ * X, whichever tiles they fall in. */
+Test(indirect, merged_taps_have_the_bits_of_single_taps) {
+  ck_isa isas[4];
+  const int nisa = ckt_available_isas(isas, 4);
+  const shape s = {1, 3, 9, 60, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  ck_conv_desc d;
+  desc_of(&s, CK_LAYOUT_NHWC, CK_FILTER_OIHW, CK_ACTIVATION_NONE, &d);
+  const int C = 3, W = 60, H = 9, M = 40;
+  float in[9 * 60 * 3], f[40 * 3 * 9], out[9 * 60 * 40];
+  uint64_t rng = 5;
+  ckt_fill(in, sizeof in / sizeof *in, &rng);
+  ckt_fill(f, sizeof f / sizeof *f, &rng);
+  const int xs[] = {17, 24, 31, 38, 45, 52};
+  for (size_t j = 0; j < sizeof xs / sizeof *xs; j++)
+    for (int y = 0; y < H; y++)
+      for (int c = 0; c < C; c++) {
+        in[(y * W + xs[j] - 1) * C + c] = 0;
+        in[(y * W + xs[j]) * C + c] = in[(y * W + 0) * C + c];
+        in[(y * W + xs[j] + 1) * C + c] = in[(y * W + 1) * C + c];
+      }
+  for (int i = 0; i < nisa; i++) {
+    ck_plan_options o;
+    ck_plan_options_init(&o);
+    o.algo = CK_ALGO_INDIRECT;
+    o.isa = isas[i];
+    ck_plan *p = NULL;
+    cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+    cr_assert_eq(ck_conv_execute(p, in, out, NULL), CK_OK);
+    for (size_t j = 0; j < sizeof xs / sizeof *xs; j++)
+      for (int y = 0; y < H; y++)
+        cr_assert(memcmp(&out[(y * W + xs[j]) * M], &out[(y * W) * M], M * sizeof(float)) == 0,
+                  "%s: pixel (%d, %d) differs from pixel (%d, 0)", ck_isa_name(isas[i]), y, xs[j],
+                  y);
+    ck_plan_destroy(p);
+  }
+}

@@ -141,15 +141,16 @@ Test(kernels_dwconv, single_and_multi_pass_against_the_reference) {
     const size_t CB = (size_t)t->dw_cb;
     const size_t channels[] = {1, CB - 1 ? CB - 1 : 1, CB, CB + 1, 2 * CB + 3, 37};
     const size_t kss[] = {9, 25, 1, 2, 7, 8, 10, 17};
-    const size_t pixels[] = {1, 4};
+    const size_t pixels[] = {1, 4, 15};
     uint64_t seed = 11;
     for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
       for (size_t b = 0; b < sizeof kss / sizeof *kss; b++)
         for (size_t c = 0; c < sizeof pixels / sizeof *pixels; c++) {
           const size_t ks = kss[b];
-          /* Shared windows (stride 3 < ks) and windows of their own (stride ks + 1). */
-          const size_t strides[] = {ks > 3 ? 3 : ks, ks + 1};
-          for (size_t d = 0; d < 2; d++) {
+          /* Shared windows (strides 3 and 6 < ks: columns of 3 at input stride 1 and 2) and
+           * windows of their own (stride ks + 1). */
+          const size_t strides[] = {ks > 3 ? 3 : ks, ks > 6 ? 6 : ks, ks + 1};
+          for (size_t d = 0; d < 3; d++) {
             const shape s = {CB, channels[a], pixels[c], ks, strides[d]};
             const int exact = t->isa == CK_ISA_GENERIC;
             check(t->dwconv_name, t->dwconv_any, &s, &none, -1, exact, seed++);

@@ -2,6 +2,7 @@
  * 2 for the weights, 1 for the broadcast input: 15 of the 16 registers). Per channel k: 2 weight
  * loads, 6 broadcasts, 12 FMAs. */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "igemm.h"
@@ -31,7 +32,25 @@ void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const f
       r[i] = ai == zero ? zero : (const float *)((uintptr_t)ai + a_offset);
     }
     a += MR;
-    for (size_t k = 0; k < kc; k++) {
+    size_t k = 0;
+    /* Two channels per iteration: half the loop overhead, which competes for the FMA ports. */
+    for (; k + 2 <= kc; k += 2, w += 32) {
+      /* Weights stream from L2: ask 1 KiB ahead. A prefetch is a hint, not a load: it may name
+       * lines past the panel and never faults; the address is formed in uintptr_t. */
+      _mm_prefetch((const char *)((uintptr_t)w + 1024), _MM_HINT_T0);
+      _mm_prefetch((const char *)((uintptr_t)w + 1088), _MM_HINT_T0);
+#pragma GCC unroll 2
+      for (size_t u = 0; u < 2; u++) {
+        const __m256 w0 = _mm256_loadu_ps(w + 16 * u), w1 = _mm256_loadu_ps(w + 16 * u + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+          const __m256 x = _mm256_broadcast_ss(r[i] + k + u);
+          acc0[i] = _mm256_fmadd_ps(x, w0, acc0[i]);
+          acc1[i] = _mm256_fmadd_ps(x, w1, acc1[i]);
+        }
+      }
+    }
+    if (k < kc) {
       const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
       w += 16;
 #pragma GCC unroll 6
@@ -43,14 +62,19 @@ void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const f
     }
   } while (--ks != 0);
 
-  /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */
+  /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. Without
+   * activation the clamp is skipped (2*MR operations on the FMA ports). */
+  const int clamp = p->min > -INFINITY || p->max < INFINITY;
   const __m256 vmin = _mm256_set1_ps(p->min), vmax = _mm256_set1_ps(p->max);
 #pragma GCC unroll 6
   for (int i = 0; i < MR; i++) {
     if ((size_t)i >= mr) break;
     float *ci = c + (size_t)i * cm_stride;
-    const __m256 v0 = _mm256_min_ps(vmax, _mm256_max_ps(vmin, acc0[i]));
-    const __m256 v1 = _mm256_min_ps(vmax, _mm256_max_ps(vmin, acc1[i]));
+    __m256 v0 = acc0[i], v1 = acc1[i];
+    if (clamp) {
+      v0 = _mm256_min_ps(vmax, _mm256_max_ps(vmin, v0));
+      v1 = _mm256_min_ps(vmax, _mm256_max_ps(vmin, v1));
+    }
     if (nr == 16) {
       _mm256_storeu_ps(ci, v0);
       _mm256_storeu_ps(ci + 8, v1);

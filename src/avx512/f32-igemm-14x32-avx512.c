@@ -3,6 +3,7 @@
  * 28 FMAs, so the two FMA ports, not the loads, set the pace; the 14 rows keep the weight stream
  * at 2/14 byte per flop, low enough to come from L2. */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "igemm.h"
@@ -26,7 +27,26 @@ void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, cons
       r[i] = ai == zero ? zero : (const float *)((uintptr_t)ai + a_offset);
     }
     a += MR;
-    for (size_t k = 0; k < kc; k++) {
+    size_t k = 0;
+    /* Two channels per iteration: half the loop overhead, which competes for the FMA ports. */
+    for (; k + 2 <= kc; k += 2, w += 64) {
+      /* The weights stream from L2 (from L3 when a layer's blocks outgrow L2): ask 2 KiB
+       * ahead. A prefetch is a hint, not a load: it may name lines past the panel and never
+       * faults; the address is formed in uintptr_t, outside C pointer arithmetic. */
+      _mm_prefetch((const char *)((uintptr_t)w + 2048), _MM_HINT_T0);
+      _mm_prefetch((const char *)((uintptr_t)w + 2112), _MM_HINT_T0);
+#pragma GCC unroll 2
+      for (size_t u = 0; u < 2; u++) {
+        const __m512 w0 = _mm512_loadu_ps(w + 32 * u), w1 = _mm512_loadu_ps(w + 32 * u + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+          const __m512 x = _mm512_set1_ps(r[i][k + u]);
+          acc0[i] = _mm512_fmadd_ps(x, w0, acc0[i]);
+          acc1[i] = _mm512_fmadd_ps(x, w1, acc1[i]);
+        }
+      }
+    }
+    if (k < kc) {
       const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
       w += 32;
 #pragma GCC unroll 14
@@ -38,10 +58,20 @@ void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, cons
     }
   } while (--ks != 0);
 
-  /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */
-  const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);
   const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+  /* No activation: skip the clamp, 2*MR operations on the FMA ports. */
+  if (!(p->min > -INFINITY || p->max < INFINITY)) {
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+      if ((size_t)i >= mr) break;
+      _mm512_mask_storeu_ps(c + (size_t)i * cm_stride, m0, acc0[i]);
+      _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16, m1, acc1[i]);
+    }
+    return;
+  }
+  /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */
+  const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);
 #pragma GCC unroll 14
   for (int i = 0; i < MR; i++) {
     if ((size_t)i >= mr) break;

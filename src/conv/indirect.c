@@ -40,6 +40,51 @@ static void build_igemm_indirection(const ck_conv_problem *pb, size_t MR, uintpt
   }
 }
 
+/* Below this many input channels a tap's few channels cannot pay for the MR positions the
+ * kernel loads per tap (conv1 layers: 3 channels), so the kw taps of a kernel row are merged
+ * into one of kw*C contiguous channels (NHWC, dilation_width 1, no groups) in every tile whose
+ * windows lie inside the input horizontally. */
+#define CK_MERGE_BELOW_CHANNELS 32
+
+static int merges_taps(const ck_conv_problem *pb) {
+  const ck_conv_desc *d = &pb->d;
+  return d->groups == 1 && d->dilation_width == 1 && d->kernel_width > 1 &&
+         d->in_channels < CK_MERGE_BELOW_CHANNELS;
+}
+
+/* Merged tiles: kh positions per pixel, each at the first of its kernel row's kw pixels. */
+static void merge_tiles(const ck_conv_problem *pb, size_t MR, uintptr_t base, const float *zero,
+                        const float **ind, unsigned char *merged) {
+  const ck_conv_desc *d = &pb->d;
+  const size_t P = (size_t)pb->out_h * pb->out_w, tiles = ck_div_up(P, MR);
+  const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width;
+  const size_t pixel_bytes = (size_t)d->in_channels * sizeof(float);
+  for (size_t tile = 0; tile < tiles; tile++) {
+    int inside = 1;
+    for (size_t i = 0; i < MR && tile * MR + i < P; i++) {
+      const long ox = (long)((tile * MR + i) % (size_t)pb->out_w);
+      const long ix = ox * d->stride_width - d->pad_left;
+      inside &= ix >= 0 && ix + (long)KW <= d->in_width;
+    }
+    merged[tile] = (unsigned char)inside;
+    if (!inside) continue;
+    const float **a = ind + tile * KH * KW * MR;
+    for (size_t ky = 0; ky < KH; ky++) {
+      for (size_t i = 0; i < MR; i++) {
+        const size_t p = tile * MR + i;
+        a[ky * MR + i] = zero;
+        if (p >= P) continue;
+        const long oy = (long)(p / (size_t)pb->out_w), ox = (long)(p % (size_t)pb->out_w);
+        const long iy = oy * d->stride_height - d->pad_top + (long)ky * d->dilation_height;
+        const long ix = ox * d->stride_width - d->pad_left;
+        if (iy < 0 || iy >= d->in_height) continue;
+        a[ky * MR + i] =
+            ck_indirection_ptr(base, ((size_t)iy * d->in_width + (size_t)ix) * pixel_bytes);
+      }
+    }
+  }
+}
+
 static ck_status igemm_setup(const ck_conv_ctx *ctx, const ck_conv_weights *w,
                              ck_indirect_state *s) {
   const ck_conv_problem *pb = &ctx->pb;
@@ -59,16 +104,20 @@ static ck_status igemm_setup(const ck_conv_ctx *ctx, const ck_conv_weights *w,
                    "indirect: the indirection buffer or packed filter of this convolution "
                    "(%zu pixels, %zu taps, %zu channels) overflows size_t",
                    P, ks, kc);
-  s->zero = ck_aligned_alloc(kc * sizeof(float));
+  const int merge = merges_taps(pb);
+  const size_t zero_floats = merge ? kc * (size_t)d->kernel_width : kc;
+  s->zero = ck_aligned_alloc(zero_floats * sizeof(float));
   s->indirection = ck_aligned_alloc(ptr_bytes);
   s->packed = ck_aligned_alloc(packed_bytes);
-  if (s->zero == NULL || s->indirection == NULL || s->packed == NULL)
+  s->merged = merge ? malloc(tiles) : NULL;
+  if (s->zero == NULL || s->indirection == NULL || s->packed == NULL || (merge && !s->merged))
     return ck_fail(CK_ERROR_OUT_OF_MEMORY,
                    "out of memory for the indirect plan (%zu pointers, %zu bytes of weights)", nptr,
                    packed_bytes);
-  memset(s->zero, 0, kc * sizeof(float));
-  s->base = ck_indirection_base(s->zero, kc * sizeof(float), image_bytes);
+  memset(s->zero, 0, zero_floats * sizeof(float));
+  s->base = ck_indirection_base(s->zero, zero_floats * sizeof(float), image_bytes);
   build_igemm_indirection(pb, MR, s->base, s->zero, s->indirection);
+  if (merge) merge_tiles(pb, MR, s->base, s->zero, s->indirection, s->merged);
   const size_t filter_group = MG * kc * ks;
   for (size_t g = 0; g < G; g++)
     ck_igemm_pack(NR, MG, ks, kc, w->filter_oihw + g * filter_group, w->bias + g * MG,
@@ -87,6 +136,9 @@ static ck_status igemm_setup(const ck_conv_ctx *ctx, const ck_conv_weights *w,
       .out_stride = (size_t)d->out_channels,
       .a_group_bytes = kc * sizeof(float),
       .clamp = {pb->min, pb->max},
+      .merged = s->merged,
+      .ks_merged = (size_t)d->kernel_height,
+      .kc_merged = kc * (size_t)d->kernel_width,
   };
   return CK_OK;
 }
@@ -147,6 +199,7 @@ static void indirect_destroy(ck_conv_ctx *ctx) {
   ck_aligned_free(s->zero);
   ck_aligned_free((void *)s->indirection);
   ck_aligned_free(s->packed);
+  free(s->merged);
   free(s);
   ctx->state = NULL;
 }

@@ -23,6 +23,7 @@ typedef struct {
   float *zero;               /* the zero row (aligned; ck_aligned_free) */
   const float **indirection; /* positions relative to base (aligned; ck_aligned_free) */
   float *packed;             /* packed weights (aligned; ck_aligned_free) */
+  unsigned char *merged;     /* igemm tiles read with merged taps, or NULL (free) */
   uintptr_t base;            /* see igemm.h */
   ck_igemm_op op;            /* igemm path */
   ck_indirect_dw dw;         /* depthwise path */

@@ -21,14 +21,16 @@ const ck_kernels ck_kernels_generic = {
     .isa = CK_ISA_GENERIC,
     .name = "generic",
 
-    /* packed GEMM: KC x MR of A (4 KiB) in L1, KC x NC of B (2 MiB) in L2, MC x KC of A in L3 */
+    /* packed GEMM (gemm.c derives KC and NC from the caches when the OS reports them; these are
+       the values for L1d 48 KiB, L2 2 MiB): KC x MR of A = 8 KiB in L1, KC x NC of B = 768 KiB
+       in L2, MC x KC of A in L3 */
     .gemm = ck_f32_gemm_4x8__generic,
     .gemm_name = "ck_f32_gemm_4x8__generic",
     .mr = 4,
     .nr = 8,
     .mc = 128,
-    .kc = 256,
-    .nc = 2048,
+    .kc = 512,
+    .nc = 384,
 
     /* indirect GEMM: a 4x8 tile of scalars */
     .igemm = ck_f32_igemm_4x8__generic,
@@ -49,15 +51,16 @@ const ck_kernels ck_kernels_avx2 = {
     .isa = CK_ISA_AVX2,
     .name = "avx2",
 
-    /* packed GEMM (the engine keeps A's KC x MR micro-panel in L1 and streams B, see gemm.c):
-       KC x MR of A = 9 KiB in L1, KC x NC of B = 768 KiB in L2, MC x KC of A in L3 */
+    /* packed GEMM (gemm.c derives KC and NC from the caches when the OS reports them; these are
+       the values for L1d 48 KiB, L2 2 MiB): KC x MR of A = 12 KiB in L1 (KC is capped at 512),
+       KC x NC of B = 768 KiB in L2, MC x KC of A in L3 */
     .gemm = ck_f32_gemm_6x16__avx2,
     .gemm_name = "ck_f32_gemm_6x16__avx2",
     .mr = 6,
     .nr = 16,
     .mc = 840,
-    .kc = 384,
-    .nc = 512,
+    .kc = 512,
+    .nc = 384,
 
     /* indirect GEMM: 6 pixels x 16 channels, 12 ymm accumulators */
     .igemm = ck_f32_igemm_6x16__avx2,
@@ -79,8 +82,9 @@ const ck_kernels ck_kernels_avx512 = {
     .isa = CK_ISA_AVX512,
     .name = "avx512",
 
-    /* packed GEMM (the engine keeps A's KC x MR micro-panel in L1 and streams B, see gemm.c):
-       KC x MR of A = 21 KiB in L1 (48), KC x NC of B = 768 KiB in L2 (2 MiB), MC x KC of A in L3 */
+    /* packed GEMM (gemm.c derives KC and NC from the caches when the OS reports them; these are
+       the values for L1d 48 KiB, L2 2 MiB): KC x MR of A = 21 KiB in L1, KC x NC of B = 768 KiB
+       in L2, MC x KC of A in L3 */
     .gemm = ck_f32_gemm_14x32__avx512,
     .gemm_name = "ck_f32_gemm_14x32__avx512",
     .mr = 14,

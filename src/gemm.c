@@ -28,14 +28,16 @@
 #include <math.h>
 #include <omp.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gemm.h"
 #include "internal.h"
 
 /* ---- Blocking ----------------------------------------------------------------------------- */
 
-/* The blocking of one problem, from the table and the sizes only: never from the thread count, so
- * the k blocks, and hence the bits, are the same for any thread count. */
+/* The blocking of one problem. KC comes from the table (or the caches) and k only, never from the
+ * thread count, so the k blocks, and hence the bits, are the same for any thread count; MC may
+ * be cut finer for threads (choose_grid), which only regroups whole micro-tiles. */
 typedef struct {
   size_t mr, nr;
   size_t kc, nkb;  /* balanced KC blocks: nkb blocks of kc (the last may be shorter) */
@@ -58,16 +60,61 @@ static size_t balance(size_t n, size_t max_block, size_t q, size_t *count) {
   return b;
 }
 
+/* L1d and L2 sizes in bytes as the OS reports them, 0 when it does not. Read once; the reading is
+ * pure, so two first callers racing only store the same values twice. */
+static void cache_sizes(size_t *l1, size_t *l2) {
+  static long cached[2] = {-1, -1};
+  long a = __atomic_load_n(&cached[0], __ATOMIC_RELAXED);
+  long b = __atomic_load_n(&cached[1], __ATOMIC_RELAXED);
+  if (a < 0 || b < 0) {
+    a = b = 0;
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+    a = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+    b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+    a = a > 0 ? a : 0;
+    b = b > 0 ? b : 0;
+    __atomic_store_n(&cached[0], a, __ATOMIC_RELAXED);
+    __atomic_store_n(&cached[1], b, __ATOMIC_RELAXED);
+  }
+  *l1 = (size_t)a;
+  *l2 = (size_t)b;
+}
+
+/* KC and NC for a table: derived from the caches when the OS reports them, else the table's.
+ *   KC: A's KC x MR micro-panel takes 7/16 of L1d (the rest holds the B lines streaming through
+ *       and the C tile); at most 512, beyond which fewer passes over C no longer pay.
+ *   NC: the KC x NC block of B takes 3/8 of L2 (the rest holds A micro-panels and C tiles).
+ * On this project's machines (L1d 48 KiB, L2 2 MiB) they give the tables' values. MC is the
+ * table's: the A block only needs L3. */
+static void cache_blocks(const ck_kernels *kern, size_t *kc, size_t *nc) {
+  size_t l1, l2;
+  cache_sizes(&l1, &l2);
+  const size_t mr = (size_t)kern->mr, nr = (size_t)kern->nr;
+  *kc = (size_t)kern->kc;
+  *nc = (size_t)kern->nc;
+  if (l1 >= 4096) {
+    const size_t k = l1 * 7 / 16 / (mr * sizeof(float)) / 8 * 8;
+    *kc = k < 64 ? 64 : k > 512 ? 512 : k;
+  }
+  if (l2 >= 65536) {
+    const size_t n = l2 * 3 / 8 / (*kc * sizeof(float)) / nr * nr;
+    *nc = n < nr ? nr : n;
+  }
+}
+
 static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, blocking *bl) {
+  size_t kc_max, nc_max;
+  cache_blocks(kern, &kc_max, &nc_max);
   bl->mr = (size_t)kern->mr;
   bl->nr = (size_t)kern->nr;
-  bl->kc = balance(p->k, (size_t)kern->kc, 1, &bl->nkb);
+  bl->kc = balance(p->k, kc_max, 1, &bl->nkb);
   bl->mc = balance(p->m, ck_round_up((size_t)kern->mc, bl->mr), bl->mr, &bl->nic);
-  bl->nc = ck_round_up((size_t)kern->nc, bl->nr);
+  bl->nc = ck_round_up(nc_max, bl->nr);
   /* The buffers are sized from the caps rather than the balanced blocks (which they hold), so
    * the workspace never shrinks when m, n or k grows: a caller may size one workspace for the
    * largest of several problems. */
-  const size_t kc_cap = ck_min_size(p->k, (size_t)kern->kc);
+  const size_t kc_cap = ck_min_size(p->k, kc_max);
   const size_t mc_cap =
       ck_min_size(ck_round_up(p->m, bl->mr), ck_round_up((size_t)kern->mc, bl->mr));
   const size_t nc_cap = ck_min_size(ck_round_up(p->n, bl->nr), bl->nc);
@@ -93,6 +140,14 @@ ck_gemm_packt_fn ck_gemm_packt_for(const ck_kernels *kern) {
   default:
     return ck_f32_gemm_packt__generic;
   }
+}
+
+ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern) {
+#ifdef CK_HAVE_AVX512
+  if (kern->gemm == ck_f32_gemm_14x32__avx512) return ck_f32_gemm_direct_14x32__avx512;
+#endif
+  (void)kern;
+  return NULL;
 }
 
 /* dst[k*w + i] = s[k*cs + i] for i < h, zero for h <= i < w: a panel whose w rows are contiguous
@@ -174,7 +229,7 @@ void ck_gemm_pack_b(const ck_kernels *kern, size_t k, size_t n, const float *src
 
 /* ---- Workspace ---------------------------------------------------------------------------- */
 
-/* Per thread: the A block, then the B micro-panel, each aligned. */
+/* Per thread: the A block, then the B block, each aligned. */
 static int thread_bytes(const blocking *bl, size_t *bytes) {
   size_t a, b, total = 0;
   if (!ck_mul_size(bl->a_floats, sizeof(float), &a) ||
@@ -240,7 +295,7 @@ static const float *a_block(const job *jb, worker *w, size_t ic, size_t k0, size
 static inline __attribute__((always_inline)) void
 pack_b_rows(size_t kc, size_t cols, const float *src, size_t rs, size_t w, float *dst) {
   const size_t full = cols / w, rest = cols - full * w;
-  enum { KB = 32 };
+  enum { KB = 16 };
   for (size_t k0 = 0; k0 < kc; k0 += KB, src += KB * rs) {
     const size_t kn = ck_min_size(KB, kc - k0);
     float *d = dst + k0 * w;
@@ -348,6 +403,20 @@ static void scale_only(const ck_gemm_problem *p) {
   }
 }
 
+/* The whole problem by the direct kernel, tile by tile (one KC block, plain row-major A and B). */
+static void run_direct(ck_gemm_direct_fn direct, const blocking *bl, const ck_gemm_problem *p) {
+  ck_gemm_epilogue ep = {p->alpha, p->beta, NULL, NULL, p->min, p->max};
+  for (size_t i = 0; i < p->m; i += bl->mr) {
+    ep.bias_row = p->bias_kind == CK_BIAS_PER_ROW ? p->bias + i : NULL;
+    for (size_t j = 0; j < p->n; j += bl->nr) {
+      ep.bias_col = p->bias_kind == CK_BIAS_PER_COL ? p->bias + j : NULL;
+      direct(ck_min_size(bl->mr, p->m - i), ck_min_size(bl->nr, p->n - j), p->k,
+             p->a.data + i * p->a.row_stride, p->a.row_stride, p->b.data + j, p->b.row_stride,
+             p->c + i * p->ldc + j, p->ldc, &ep);
+    }
+  }
+}
+
 /* The task grid: row blocks of jb->bl.mc rows times column chunks of jb->chunk columns.
  *
  * One thread: the table's MC blocks times all the columns, so every A block is packed once. With
@@ -395,10 +464,19 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
   if (threads < 1) threads = 1;
   /* Fewer threads when there is too little work to share (the bits do not depend on it). */
   const double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
-  const double min_flops_per_thread = 2e6;
+  const double min_flops_per_thread = 1e7; /* ~0.1 ms each: far above a region's cost */
   if ((double)threads * min_flops_per_thread > flops) {
     int t = (int)(flops / min_flops_per_thread);
     threads = t < 1 ? 1 : t;
+  }
+  /* Small enough that packing would cost more than it saves (measured: up to about 192^3): the
+   * direct kernel reads A and B in place, on this thread. Only within one KC block, where it
+   * gives the packed path's bits. */
+  ck_gemm_direct_fn direct = ck_gemm_direct_for(kern);
+  if (direct && flops <= 1.5e7 && jb.bl.nkb == 1 && !p->a.packed && !p->b.packed &&
+      p->a.col_stride == 1 && p->b.col_stride == 1) {
+    run_direct(direct, &jb.bl, p);
+    return;
   }
   choose_grid(&jb, threads);
   const size_t tasks = jb.bl.nic * jb.nch;

@@ -72,6 +72,20 @@ void ck_f32_gemm_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, con
 void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
                                float *c, size_t ldc, const ck_gemm_epilogue *ep);
 
+/* Direct micro-kernel: the GEMM micro-kernel's tile read from unpacked row-major operands,
+ * element (i, k) of A at a[i*lda + k] and (k, j) of B at b[k*ldb + j], for problems too small to
+ * repay packing. Same bounds (mr <= MR, nr <= NR of the table), same epilogue, same arithmetic as
+ * the table's kernel, so a problem of one KC block gives the same bits either way. Reads exactly
+ * rows i < mr of A, columns j < nr of B and k < kc. */
+typedef void (*ck_gemm_direct_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                  const float *b, size_t ldb, float *c, size_t ldc,
+                                  const ck_gemm_epilogue *ep);
+/* The direct kernel of a table's ISA, or NULL when it has none (the engine then packs). */
+ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern);
+void ck_f32_gemm_direct_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                      const float *b, size_t ldb, float *c, size_t ldc,
+                                      const ck_gemm_epilogue *ep);
+
 /* Transposing pack (one per ISA, chosen by the engine from the table's ISA): for i < h <= w,
  * k < kc: dst[k*w + i] = src[i*rs + k], and dst[k*w + i] = 0 for h <= i < w. Reads exactly the h
  * rows of kc floats. It packs a row-major A (w = MR) and a transposed B (w = NR). */

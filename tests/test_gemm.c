@@ -378,3 +378,24 @@ Test(gemm_engine, workspace_never_shrinks_when_sizes_grow) {
                 tabs[t]->name, d[0], d[1], d[2], small, e[0], e[1], e[2], big, more_threads);
     }
 }
+
+/* Small problems take the direct path when both operands are plain; pre-packed operands force
+ * the packed path. Both must give the same bits. */
+Test(gemm_engine, direct_path_gives_packed_path_bits) {
+  const ck_kernels *tabs[8];
+  int nt = gemm_tables(tabs);
+  static const size_t shapes[][3] = {{64, 64, 64}, {5, 100, 17}, {130, 31, 200}, {1, 1, 1}};
+  for (int t = 0; t < nt; t++)
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+      engine_case e = {
+          shapes[s][0], shapes[s][1], shapes[s][2], 0, 0, 0, 0, CK_BIAS_PER_COL, 0.5f, 2, -1, 1};
+      float *plain = engine_run(tabs[t], &e, 1, 5 + s);
+      e.a_packed = e.b_packed = 1;
+      float *packed = engine_run(tabs[t], &e, 1, 5 + s);
+      cr_expect(memcmp(plain, packed, e.m * (e.n + 3) * sizeof(float)) == 0,
+                "%s: %zu x %zu x %zu: plain and pre-packed operands differ", tabs[t]->name, e.m,
+                e.n, e.k);
+      free(plain);
+      free(packed);
+    }
+}

@@ -191,3 +191,47 @@ Test(kernels_gemm, transposing_pack_matches_generic) {
         }
   }
 }
+
+/* A direct kernel gives the bits of its table's packed kernel on the same tile (the engine relies
+ * on it), reading A and B in place: the buffers end exactly at their last element read. */
+Test(kernels_gemm, direct_kernel_matches_packed_kernel_bits) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const size_t kcs[] = {1, 2, 7, 64, 129};
+  uint64_t st = 909;
+  for (int t = 0; t < nt; t++) {
+    const ck_kernels *k = tabs[t];
+    ck_gemm_direct_fn direct = ck_gemm_direct_for(k);
+    if (direct == NULL) continue;
+    const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
+    for (size_t mr = 1; mr <= MR; mr++)
+      for (size_t nr = 1; nr <= NR; nr++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          if ((mr * 31 + nr * 7 + ki) % 3 != 0 && mr != MR && nr != NR) continue;
+          const size_t kc = kcs[ki], lda = kc + 2, ldb = nr + 3, ldc = nr + 1;
+          const size_t a_len = (mr - 1) * lda + kc, b_len = (kc - 1) * ldb + nr;
+          const size_t c_len = (mr - 1) * ldc + nr;
+          float *a = malloc(a_len * sizeof(float)), *b = malloc(b_len * sizeof(float));
+          float *c1 = malloc(c_len * sizeof(float)), *c2 = malloc(c_len * sizeof(float));
+          float *bias = malloc(mr * sizeof(float));
+          ckt_fill(a, a_len, &st);
+          ckt_fill(b, b_len, &st);
+          ckt_fill(c1, c_len, &st);
+          ckt_fill(bias, mr, &st);
+          memcpy(c2, c1, c_len * sizeof(float));
+          float *ap = calloc(kc * MR, sizeof(float)), *bp = calloc(kc * NR, sizeof(float));
+          for (size_t kk = 0; kk < kc; kk++) {
+            for (size_t i = 0; i < mr; i++) ap[kk * MR + i] = a[i * lda + kk];
+            for (size_t j = 0; j < nr; j++) bp[kk * NR + j] = b[kk * ldb + j];
+          }
+          const ck_gemm_epilogue ep = {
+              -1.5f, ki % 2 ? 0.5f : 0.0f, ki % 3 ? bias : NULL, NULL, -0.75f, INFINITY};
+          k->gemm(mr, nr, kc, ap, bp, c1, ldc, &ep);
+          direct(mr, nr, kc, a, lda, b, ldb, c2, ldc, &ep);
+          cr_expect(memcmp(c1, c2, c_len * sizeof(float)) == 0,
+                    "%s: direct and packed kernels differ at mr %zu nr %zu kc %zu", k->gemm_name,
+                    mr, nr, kc);
+          free(a), free(b), free(c1), free(c2), free(bias), free(ap), free(bp);
+        }
+  }
+}

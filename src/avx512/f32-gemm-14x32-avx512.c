@@ -1,8 +1,8 @@
 /* Packed-GEMM micro-kernel for AVX-512F: MR = 14 rows x NR = 32 columns (two zmm per row).
  *
- * 28 accumulators, two B vectors and the A broadcasts (folded into the FMAs as {1to16} memory
- * operands) fit the 32 zmm registers; 28 independent FMA chains cover the FMA latency (4) times
- * the two FMA ports with room to spare.
+ * 28 accumulators, two B vectors and one A broadcast fit the 32 zmm registers; per k, 16 loads
+ * (2 of B, 14 broadcasts of A) feed 28 independent FMA chains, which cover the FMA latency (4)
+ * times the two FMA ports with room to spare.
  *
  * Edge tiles use the same code specialised at compile time for the rows (1..14) and vectors (1 or
  * 2) they need, so a short edge costs only its own FMAs; the last vector is stored (and C read)

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "ck_test.h"
+#include "conv/gemmconv.h"
+#include "gemm.h"
 #include "kernels.h"
 
 static const ck_algo gemm_algos[] = {CK_ALGO_IM2COL, CK_ALGO_KN2ROW, CK_ALGO_KN2ROW_AA,
@@ -100,22 +102,43 @@ Test(gemm_algos, depthwise_with_multiplier_strided) {
   check_everywhere(d, one_two, 2);
 }
 
-/* Large enough for several pixel tiles (im2col, kn2row-aa), several input-row bands (kn2row)
- * and several output-row bands (mec), with the bits compared across 1, 2 and 3 threads. */
-Test(gemm_algos, several_tiles_and_bands, .timeout = 600) {
+/* Several pixel tiles (im2col, kn2row-aa), input-row bands (kn2row), output-row bands and filter
+ * blocks (mec), with the bits compared across 1 and 3 threads. The working-set budgets are
+ * divided by 64 so that small problems, cheap for the reference, take these paths. */
+Test(gemm_algos, several_tiles_bands_and_blocks) {
   static const int threads[] = {1, 3};
-  ck_conv_desc d = make_desc(1, 64, 44, 40, 48, 3, 3);
+  ck_gc_budget_shift = 6;
+  ck_conv_desc d = make_desc(1, 16, 20, 18, 40, 3, 3);
   set_pads(&d, 1, 2, 1, 0);
   d.activation = CK_ACTIVATION_RELU;
   check_everywhere(d, threads, 2);
-  ck_conv_desc e = make_desc(2, 24, 50, 46, 20, 3, 3);
+  ck_conv_desc e = make_desc(2, 8, 18, 16, 12, 3, 3);
   set_pads(&e, 2, 2, 2, 2);
   e.dilation_height = e.dilation_width = 2;
   check_everywhere(e, threads, 2);
-  ck_conv_desc f = make_desc(1, 32, 47, 45, 40, 5, 3);
+  ck_conv_desc f = make_desc(1, 12, 21, 19, 20, 5, 3);
   set_pads(&f, 2, 1, 1, 1);
   f.stride_height = 2;
+  f.groups = 2;
   check_everywhere(f, threads, 2);
+  ck_gc_budget_shift = 0;
+}
+
+/* Few input channels and many output channels (a network's first layer): kn2row-aa and the tap
+ * sums group taps into one GEMM, by whole rows of taps or by runs of kw within a row. */
+Test(gemm_algos, tap_groups_for_few_channels) {
+  ck_conv_desc d = make_desc(1, 3, 23, 21, 40, 7, 7);
+  set_pads(&d, 3, 3, 3, 2);
+  d.stride_height = d.stride_width = 2;
+  check_everywhere(d, one_two, 2);
+  ck_conv_desc e = make_desc(2, 12, 9, 13, 36, 2, 5); /* cg*KW = 60: groups of 3 kw */
+  set_pads(&e, 1, 0, 2, 2);
+  e.activation = CK_ACTIVATION_RELU;
+  check_everywhere(e, one_two, 2);
+  ck_conv_desc f = make_desc(1, 5, 10, 10, 33, 3, 3); /* 3 rows of 3 taps: one group */
+  set_pads(&f, 1, 1, 1, 1);
+  f.dilation_width = 2;
+  check_everywhere(f, one_two, 2);
 }
 
 /* A small image with many channels: too few tiles for the threads, so channels are split into
@@ -245,4 +268,61 @@ Test(gemm_algos, workspace_exact_any_alignment_contents_ignored) {
       free(in), free(f), free(o1), free(o2);
     }
   }
+}
+
+/* The engine extension MEC relies on: a packed operand with a panel stride (gemm.h) is a window
+ * of k rows of a packed matrix with more of them. Checked for A and for B on every ISA against
+ * a direct sum, with shapes that leave partial panels. */
+Test(gemm_algos, engine_packed_window_with_panel_stride) {
+  ck_isa isas[4];
+  int nisa = ckt_available_isas(isas, 4);
+  const size_t m = 23, n = 37, kbig = 300, k0 = 41, k = 201;
+  float *a = malloc(m * kbig * 4), *b = malloc(kbig * n * 4), *c = malloc(m * n * 4);
+  uint64_t s = 5;
+  ckt_fill(a, m * kbig, &s);
+  ckt_fill(b, kbig * n, &s);
+  for (int i = 0; i < nisa; i++) {
+    const ck_kernels *kern = ck_kernels_for(isas[i]);
+    float *ap = malloc(ck_gemm_packed_a_floats(kern, m, kbig) * 4);
+    float *bp = malloc(ck_gemm_packed_b_floats(kern, kbig, n) * 4);
+    ck_gemm_pack_a(kern, m, kbig, a, kbig, 1, ap);
+    ck_gemm_pack_b(kern, kbig, n, b, n, 1, bp);
+    for (int which = 0; which < 2; which++) {
+      ck_gemm_problem p = {.m = m,
+                           .n = n,
+                           .k = k,
+                           .c = c,
+                           .ldc = n,
+                           .alpha = 1.0f,
+                           .min = -INFINITY,
+                           .max = INFINITY};
+      if (which == 0) { /* A windowed, B plain */
+        p.a = (ck_gemm_operand){
+            .data = ap + k0 * (size_t)kern->mr, .row_stride = kbig * (size_t)kern->mr, .packed = 1};
+        p.b = (ck_gemm_operand){.data = b + k0 * n, .row_stride = n, .col_stride = 1};
+      } else { /* A plain, B windowed */
+        p.a = (ck_gemm_operand){.data = a + k0, .row_stride = kbig, .col_stride = 1};
+        p.b = (ck_gemm_operand){
+            .data = bp + k0 * (size_t)kern->nr, .row_stride = kbig * (size_t)kern->nr, .packed = 1};
+      }
+      size_t wsz = 0;
+      cr_assert(ck_gemm_workspace_size(kern, &p, 1, &wsz));
+      void *ws = malloc(wsz + 1);
+      ck_gemm_execute(kern, &p, 1, ws);
+      free(ws);
+      for (size_t r = 0; r < m; r++)
+        for (size_t j = 0; j < n; j++) {
+          double ref = 0, mag = 0;
+          for (size_t q = k0; q < k0 + k; q++) {
+            ref += (double)a[r * kbig + q] * b[q * n + j];
+            mag += fabs((double)a[r * kbig + q] * b[q * n + j]);
+          }
+          cr_assert(fabs(c[r * n + j] - ref) <= (k + 2) * 1.2e-7 * mag + 1e-30,
+                    "%s %s window: c[%zu][%zu] = %g, expected %g", ck_isa_name(isas[i]),
+                    which ? "B" : "A", r, j, c[r * n + j], ref);
+        }
+    }
+    free(ap), free(bp);
+  }
+  free(a), free(b), free(c);
 }

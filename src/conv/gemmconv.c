@@ -3,6 +3,8 @@
 #include <math.h>
 #include <stdint.h>
 
+int ck_gc_budget_shift = 0;
+
 void ck_gc_roles_init(const ck_kernels *kern, int pix_is_b, ck_gc_roles *r) {
   r->pix_is_b = pix_is_b;
   r->pw = (size_t)(pix_is_b ? kern->nr : kern->mr);
@@ -10,23 +12,19 @@ void ck_gc_roles_init(const ck_kernels *kern, int pix_is_b, ck_gc_roles *r) {
 }
 
 void ck_gc_filter_rows(const ck_conv_problem *pb, const float *oihw, int g, size_t m0, size_t mb,
-                       ck_gc_k_order order, int tap, float *dst) {
-  const size_t cg = (size_t)pb->cin_g, kh = (size_t)pb->d.kernel_height;
-  const size_t kw = (size_t)pb->d.kernel_width, taps = kh * kw;
+                       ck_gc_k_order order, ck_tap_range taps, float *dst) {
+  const size_t cg = (size_t)pb->cin_g, KH = (size_t)pb->d.kernel_height;
+  const size_t KW = (size_t)pb->d.kernel_width, nkh = (size_t)taps.nkh, nkw = (size_t)taps.nkw;
+  const size_t kdim = cg * nkh * nkw;
   for (size_t m = 0; m < mb; m++) {
-    const float *f = oihw + ((size_t)g * (size_t)pb->cout_g + m0 + m) * cg * taps;
-    switch (order) {
-    case CK_GC_K_CHW:
-      for (size_t k = 0; k < cg * taps; k++) dst[m * cg * taps + k] = f[k];
-      break;
-    case CK_GC_K_HWC:
-      for (size_t t = 0; t < taps; t++)
-        for (size_t c = 0; c < cg; c++) dst[(m * taps + t) * cg + c] = f[c * taps + t];
-      break;
-    case CK_GC_K_C:
-      for (size_t c = 0; c < cg; c++) dst[m * cg + c] = f[c * taps + (size_t)tap];
-      break;
-    }
+    const float *f = oihw + ((size_t)g * (size_t)pb->cout_g + m0 + m) * cg * KH * KW;
+    float *row = dst + m * kdim;
+    for (size_t c = 0; c < cg; c++)
+      for (size_t h = 0; h < nkh; h++)
+        for (size_t w = 0; w < nkw; w++) {
+          const size_t k = order == CK_GC_K_CHW ? (c * nkh + h) * nkw + w : (h * nkw + w) * cg + c;
+          row[k] = f[(c * KH + (size_t)taps.kh0 + h) * KW + (size_t)taps.kw0 + w];
+        }
   }
 }
 
@@ -64,8 +62,9 @@ static void make_problem(const ck_gc_roles *r, const ck_gc_tile *t, ck_gemm_prob
     p->b = pix;
     p->bias_kind = t->bias ? CK_BIAS_PER_ROW : CK_BIAS_NONE;
   } else {
-    pix.row_stride = t->pix.col_stride;
-    pix.col_stride = t->pix.row_stride;
+    /* plain pixels are described as B (k x np): transposed for the A role */
+    pix.row_stride = t->pix.packed ? t->pix.row_stride : t->pix.col_stride;
+    pix.col_stride = t->pix.packed ? 0 : t->pix.row_stride;
     p->m = t->np;
     p->n = t->mb;
     p->a = pix;
@@ -129,10 +128,13 @@ size_t ck_gc_channel_block(size_t jobs, size_t mg, size_t fw, size_t min_block, 
   return mb < mg ? mb : mg;
 }
 
-size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw) {
-  const size_t all = ck_round_up(pixels, pw);
-  size_t t = floats_per_pixel > 0 ? budget / floats_per_pixel : all;
+size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw,
+                        size_t min_tile, size_t max_tile) {
+  size_t all = ck_round_up(pixels, pw), t = floats_per_pixel > 0 ? budget / floats_per_pixel : all;
+  max_tile = max_tile / pw * pw;
+  if (max_tile < all) all = max_tile < pw ? pw : max_tile;
   t = t / pw * pw;
+  if (t < min_tile) t = ck_round_up(min_tile, pw);
   if (t < pw) t = pw;
   return t < all ? t : all;
 }

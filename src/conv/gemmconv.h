@@ -20,6 +20,7 @@
 
 #include "../gemm.h"
 #include "conv.h"
+#include "lower.h"
 
 typedef struct {
   int pix_is_b; /* 1: pixels are the B operand (NCHW output) */
@@ -29,17 +30,17 @@ typedef struct {
 
 void ck_gc_roles_init(const ck_kernels *kern, int pix_is_b, ck_gc_roles *r);
 
-/* Filter row orders for ck_gc_filter_rows: the inner dimension k of the filter operand. */
+/* Filter row orders for ck_gc_filter_rows: the inner dimension k of the filter operand, which
+ * must match the lowering's (lower.h). */
 typedef enum {
-  CK_GC_K_CHW, /* (c, kh, kw): im2col from NCHW */
-  CK_GC_K_HWC, /* (kh, kw, c): im2col from NHWC, MEC */
-  CK_GC_K_C    /* c only, for the single tap `tap` (kh*KW + kw): kn2row, kn2row-aa */
+  CK_GC_K_CHW, /* (c, kh, kw): lowered from NCHW */
+  CK_GC_K_HWC  /* (kh, kw, c): lowered from NHWC, and MEC */
 } ck_gc_k_order;
 
-/* dst[m*kdim + k] = the filter of group g, output channel m0+m < m0+mb, in order `order`.
- * oihw: the canonical filter [M][cg][KH][KW]. */
+/* dst[m*kdim + k] = the filter of group g, output channel m0+m < m0+mb, for the taps in `taps`
+ * (kdim = cg*nkh*nkw) in order `order`. oihw: the canonical filter [M][cg][KH][KW]. */
 void ck_gc_filter_rows(const ck_conv_problem *pb, const float *oihw, int g, size_t m0, size_t mb,
-                       ck_gc_k_order order, int tap, float *dst);
+                       ck_gc_k_order order, ck_tap_range taps, float *dst);
 
 /* Floats of a packed filter block of mb channels and inner dimension k (round_up(mb, fw) * k);
  * 0 on overflow. */
@@ -59,7 +60,8 @@ void ck_gc_pack_filter(const ck_kernels *kern, const ck_gc_roles *r, size_t mb, 
  *   beta: 0 (c is written) or 1 (accumulated). bias: mb values or NULL. lo, hi: clamp. */
 typedef struct {
   const float *data;
-  size_t row_stride, col_stride;
+  size_t row_stride, col_stride; /* packed: row_stride is the panel stride, 0 for the layout's
+                                    own (gemm.h) */
   int packed;
 } ck_gc_pixels;
 
@@ -92,9 +94,19 @@ size_t ck_gc_gemm_workspace(const ck_kernels *kern, const ck_gc_roles *r, size_t
  * channel's sum does not depend on which block computes it. */
 size_t ck_gc_channel_block(size_t jobs, size_t mg, size_t fw, size_t min_block, int threads);
 
-/* Pixel tile: the largest multiple of pw whose lowered floats (tile * floats_per_pixel) fit
- * `budget` floats, at least pw, at most round_up(pixels, pw). */
-size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw);
+/* The working-set budgets of the algorithms (floats), divided by 2^ck_gc_budget_shift. The
+ * shift is 0 in the library; tests raise it so that small problems take the tiled paths (several
+ * tiles, bands and filter blocks) that only large layers reach otherwise. */
+extern int ck_gc_budget_shift;
+static inline size_t ck_gc_budget(size_t floats) {
+  return floats >> ck_gc_budget_shift;
+}
+
+/* Pixel tile, a multiple of pw: the largest whose floats (tile * floats_per_pixel) fit `budget`,
+ * raised to min_tile, then capped at max_tile (rounded down to pw) and at round_up(pixels, pw);
+ * never below pw. */
+size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw,
+                        size_t min_tile, size_t max_tile);
 
 /* Per-thread workspace regions: each thread gets `region` bytes (a multiple of CK_ALIGNMENT)
  * after the shared part. ck_gc_ws_total gives the bytes to request (0 when nothing is needed);

@@ -7,15 +7,20 @@
  * thread's buffer and runs the GEMM on it at once, while the tile is still in cache. The work is
  * the jobs (image, group, pixel tile, channel block) under dynamic scheduling, each summed by
  * one thread in the engine's fixed order, so the bits do not depend on the thread count. Channel
- * blocks appear only when there are too few tiles to feed the threads (small images), and cost a
- * repeated lowering of the tile per block.
+ * blocks appear only when there are too few tiles to feed the threads (small images).
+ *
+ * When there are too few tiles for the threads and the channels are split, a tile is lowered
+ * once into a buffer shared by the team (in parallel, panel by panel), then its channel blocks
+ * are shared out.
  *
  * A 1x1 layer with stride 1 and no padding needs no lowering: the input itself is the pixel
  * operand (a plain matrix the engine packs).
  *
- * Workspace per thread: one lowered tile (K x tile floats) and the engine's buffer.
+ * Workspace: a lowered tile (K x tile floats) per thread, or one shared by the team when the
+ * channels are split, and the engine's buffer per thread.
  */
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +31,10 @@
  * tile stays in L2 from its lowering to its last read by the micro-kernels, next to the filter
  * block the engine streams. */
 #define IM2COL_TILE_FLOATS (256u * 1024u)
+/* At least 4 panels per tile even when K is large: each block of the filter the engine loads
+ * then serves 4 panels of the tile, not 1 (the lowered tile itself then exceeds L2, but the
+ * engine reads it one KC slice at a time). */
+#define IM2COL_MIN_PANELS 4
 /* Smallest channel block when splitting channels for parallelism: below it the repeated lowering
  * costs more than it balances. */
 #define IM2COL_MIN_BLOCK 32
@@ -38,7 +47,8 @@ typedef struct {
   size_t mb, nmb;    /* channel block, blocks per group */
   size_t fstride;    /* floats of one group's packed filter */
   float *filter, *bias, *zero;
-  size_t pix_bytes, eng_bytes, region;
+  size_t shared_bytes; /* a tile lowered once for all threads (few tiles, channels split) */
+  size_t pix_bytes, eng_bytes, region; /* per thread */
   int workers;
 } im2col_state;
 
@@ -68,9 +78,21 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->direct = d->kernel_height == 1 && d->kernel_width == 1 && d->stride_height == 1 &&
               d->stride_width == 1 && d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
               d->pad_right == 0;
-  s->pt = ck_gc_pixel_tile(s->P, s->K, IM2COL_TILE_FLOATS, s->r.pw);
+  s->pt = ck_gc_pixel_tile(s->P, s->K, ck_gc_budget(IM2COL_TILE_FLOATS), s->r.pw,
+                           IM2COL_MIN_PANELS * s->r.pw, SIZE_MAX);
   s->ntiles = ck_div_up(s->P, s->pt);
-  const size_t jobs0 = (size_t)d->batch * G * s->ntiles;
+  /* Parallelism comes first from smaller tiles (down to the 4-panel minimum), which cost
+   * nothing extra, and only then from splitting channels. */
+  const size_t want = 4 * (size_t)ctx->threads, images = (size_t)d->batch * G;
+  if (ctx->threads > 1 && images * s->ntiles < want) {
+    const size_t per_image = ck_div_up(want, images);
+    size_t pt = ck_round_up(ck_div_up(s->P, per_image), s->r.pw);
+    const size_t floor_pt = IM2COL_MIN_PANELS * s->r.pw;
+    if (pt < floor_pt) pt = floor_pt;
+    if (pt < s->pt) s->pt = pt;
+    s->ntiles = ck_div_up(s->P, s->pt);
+  }
+  const size_t jobs0 = images * s->ntiles;
   s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, IM2COL_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
 
@@ -78,7 +100,10 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);
   size_t ffloats = ck_gc_mul(s->fstride, G, &ok);
   size_t fbytes = ck_gc_floats_bytes(ffloats, &ok);
-  s->pix_bytes = s->direct ? 0 : ck_gc_floats_bytes(ck_gc_mul(s->K, s->pt, &ok), &ok);
+  const size_t tile_bytes = s->direct ? 0 : ck_gc_floats_bytes(ck_gc_mul(s->K, s->pt, &ok), &ok);
+  const int shared = s->nmb > 1 && !s->direct;
+  s->shared_bytes = shared ? tile_bytes : 0;
+  s->pix_bytes = shared ? 0 : tile_bytes;
   s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->P - (s->ntiles - 1) * s->pt,
                                       s->mb, mg - (s->nmb - 1) * s->mb, s->K, !s->direct, &ok);
   const size_t jobs = jobs0 * s->nmb;
@@ -86,7 +111,7 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->region = 0;
   if (!ok || s->fstride == 0 || !ck_gc_region_add(&s->region, s->pix_bytes) ||
       !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "im2col: workspace or packed filter size overflows");
 
   s->filter = ck_aligned_alloc(fbytes);
@@ -101,67 +126,106 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   memcpy(s->bias, w->bias, (size_t)d->out_channels * sizeof(float));
   const ck_gc_k_order order = s->r.pix_is_b ? CK_GC_K_CHW : CK_GC_K_HWC;
   for (size_t g = 0; g < G; g++) {
-    ck_gc_filter_rows(pb, w->filter_oihw, (int)g, 0, mg, order, 0, rows);
+    ck_gc_filter_rows(pb, w->filter_oihw, (int)g, 0, mg, order,
+                      (ck_tap_range){0, d->kernel_height, 0, d->kernel_width}, rows);
     ck_gc_pack_filter(ctx->kern, &s->r, mg, s->K, rows, s->filter + g * s->fstride);
   }
   free(rows);
   return CK_OK;
 }
 
-static void im2col_execute(const ck_conv_ctx *ctx, const float *input, float *output,
-                           void *workspace) {
+/* The pixel tile `tile` of image n and group g lowered, for panels [q0, q1) of the tile, into
+ * dst (the tile's first panel). */
+static void lower_tile(const ck_conv_ctx *ctx, const float *input, size_t n, size_t g, size_t tile,
+                       size_t q0, size_t q1, float *dst) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const im2col_state *s = ctx->state;
+  const size_t C = (size_t)d->in_channels, cg = (size_t)pb->cin_g, pw = s->r.pw;
+  const size_t HW = (size_t)d->in_height * (size_t)d->in_width;
+  const ck_tap_range all_taps = {0, d->kernel_height, 0, d->kernel_width};
+  const size_t p0 = tile * s->pt, np = s->P - p0 < s->pt ? s->P - p0 : s->pt;
+  const size_t a = q0 * pw, b = q1 * pw < np ? q1 * pw : np;
+  if (a >= b) return;
+  float *panel = dst + q0 * pw * s->K;
+  if (s->r.pix_is_b)
+    ck_lower_nchw(pb, input + (n * C + g * cg) * HW, p0 + a, b - a, all_taps, pw, panel);
+  else
+    ck_lower_nhwc(pb, input + n * HW * C + g * cg, s->zero, p0 + a, b - a, all_taps, pw, panel);
+}
+
+/* The GEMM of channel block blk on tile `tile` of image n and group g; pix: the lowered tile,
+ * or NULL on the direct path (the input is the pixel operand). */
+static void tile_gemm(const ck_conv_ctx *ctx, const float *input, float *output, size_t n, size_t g,
+                      size_t tile, size_t blk, const float *pix, void *ews) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const im2col_state *s = ctx->state;
   const size_t C = (size_t)d->in_channels, M = (size_t)d->out_channels;
   const size_t HW = (size_t)d->in_height * (size_t)d->in_width, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
-  const ck_tap_range all_taps = {0, d->kernel_height, 0, d->kernel_width};
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
   const int nchw = s->r.pix_is_b;
-  const long jobs = (long)((size_t)d->batch * G * s->ntiles * s->nmb);
+  const size_t p0 = tile * s->pt, np = P - p0 < s->pt ? P - p0 : s->pt;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  ck_gc_tile t = {.np = np,
+                  .mb = mb,
+                  .k = s->K,
+                  .pix = {.data = pix, .packed = 1},
+                  .filt = s->filter + g * s->fstride + m0 * s->K,
+                  .beta = 0.0f,
+                  .bias = s->bias + g * mg + m0,
+                  .lo = pb->min,
+                  .hi = pb->max};
+  if (pix == NULL) {
+    const float *in_g = nchw ? input + (n * C + g * cg) * HW : input + n * HW * C + g * cg;
+    t.pix = nchw ? (ck_gc_pixels){.data = in_g + p0, .row_stride = HW, .col_stride = 1}
+                 : (ck_gc_pixels){.data = in_g + p0 * C, .row_stride = 1, .col_stride = C};
+  }
+  if (nchw) {
+    t.c = output + (n * M + g * mg + m0) * P + p0;
+    t.ldc = P;
+  } else {
+    t.c = output + (n * P + p0) * M + g * mg + m0;
+    t.ldc = M;
+  }
+  ck_gc_gemm(ctx->kern, &s->r, &t, ews);
+}
+
+static void im2col_execute(const ck_conv_ctx *ctx, const float *input, float *output,
+                           void *workspace) {
+  const ck_conv_desc *d = &ctx->pb.d;
+  const im2col_state *s = ctx->state;
+  const size_t G = (size_t)d->groups, units = (size_t)d->batch * G * s->ntiles;
+  const size_t panels = ck_div_up(s->pt, s->r.pw);
 
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {
-    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    unsigned char *cur =
+        ck_gc_ws_region(workspace, s->shared_bytes, s->region, omp_get_thread_num());
     float *pix = ck_gc_carve(&cur, s->pix_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
+    if (s->shared_bytes == 0) {
+      /* Independent jobs: each lowers its tile into its thread's buffer and multiplies it. */
 #pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < jobs; job++) {
-      size_t j = (size_t)job;
-      const size_t blk = j % s->nmb;
-      j /= s->nmb;
-      const size_t tile = j % s->ntiles;
-      j /= s->ntiles;
-      const size_t g = j % G, n = j / G;
-      const size_t p0 = tile * s->pt, np = P - p0 < s->pt ? P - p0 : s->pt;
-      const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-      const float *in_g = nchw ? input + (n * C + g * cg) * HW : input + n * HW * C + g * cg;
-      ck_gc_tile t = {.np = np,
-                      .mb = mb,
-                      .k = s->K,
-                      .filt = s->filter + g * s->fstride + m0 * s->K,
-                      .beta = 0.0f,
-                      .bias = s->bias + g * mg + m0,
-                      .lo = pb->min,
-                      .hi = pb->max};
-      if (s->direct) {
-        t.pix = nchw ? (ck_gc_pixels){.data = in_g + p0, .row_stride = HW, .col_stride = 1}
-                     : (ck_gc_pixels){.data = in_g + p0 * C, .row_stride = 1, .col_stride = C};
-      } else {
-        if (nchw)
-          ck_lower_nchw(pb, in_g, p0, np, all_taps, s->r.pw, pix);
-        else
-          ck_lower_nhwc(pb, in_g, s->zero, p0, np, all_taps, s->r.pw, pix);
-        t.pix = (ck_gc_pixels){.data = pix, .packed = 1};
+      for (long job = 0; job < (long)(units * s->nmb); job++) {
+        const size_t blk = (size_t)job % s->nmb, u = (size_t)job / s->nmb;
+        const size_t tile = u % s->ntiles, g = u / s->ntiles % G, n = u / s->ntiles / G;
+        if (!s->direct) lower_tile(ctx, input, n, g, tile, 0, panels, pix);
+        tile_gemm(ctx, input, output, n, g, tile, blk, s->direct ? NULL : pix, ews);
       }
-      if (nchw) {
-        t.c = output + (n * M + g * mg + m0) * P + p0;
-        t.ldc = P;
-      } else {
-        t.c = output + (n * P + p0) * M + g * mg + m0;
-        t.ldc = M;
+    } else {
+      /* Few tiles, channels split among the threads: each tile is lowered once, by all
+       * threads panel by panel into the shared buffer, then its channel blocks are shared. */
+      float *shared = (float *)ck_gc_ws_shared(workspace);
+      for (size_t u = 0; u < units; u++) {
+        const size_t tile = u % s->ntiles, g = u / s->ntiles % G, n = u / s->ntiles / G;
+#pragma omp for schedule(dynamic, 1)
+        for (long q = 0; q < (long)panels; q++)
+          lower_tile(ctx, input, n, g, tile, (size_t)q, (size_t)q + 1, shared);
+#pragma omp for schedule(dynamic, 1)
+        for (long blk = 0; blk < (long)s->nmb; blk++)
+          tile_gemm(ctx, input, output, n, g, tile, (size_t)blk, shared, ews);
       }
-      ck_gc_gemm(ctx->kern, &s->r, &t, ews);
     }
   }
 }

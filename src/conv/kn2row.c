@@ -2,12 +2,16 @@
  * kn2row and kn2row-aa (Vasudevan, Anderson, Gregg 2017; Anderson et al. 2017): a convolution as
  * a sum over the KH*KW taps of 1x1 convolutions, each tap's result shifted by the tap's offset.
  *
- * kn2row, stride 1: ONE GEMM per band of input rows multiplies all taps' filters, stacked as
- * [KH*KW*mb x cg], by the input band itself ([cg x rows*W], no lowering), giving KH*KW partial
- * images Y; a shift-add pass then sums each tap's partial image, shifted by the tap's offset, into
- * the output, where bias and activation are applied by the pass that completes a row. Bands of
- * input rows keep Y in cache; a row of the output receives its taps from consecutive bands in tap
- * order, so its sum (bias, then taps in (kh, kw) order) does not depend on the band size.
+ * kn2row, stride 1: ONE GEMM per band of input rows (and block of output channels) multiplies
+ * all taps' filters, stacked as [KH*KW*mb x cg], by the input band ([cg x rows*W], packed once as
+ * any GEMM operand is, no lowering), giving KH*KW partial images Y; a shift-add pass then sums
+ * each tap's partial image, shifted by the tap's offset, into the output, where bias and
+ * activation are applied by the pass that completes a row. Bands of input rows keep Y in cache,
+ * channel blocks keep the stacked filter in L2; a row of the output receives its taps from
+ * consecutive bands in tap order, so its sum (bias, then taps in (kh, kw) order) does not depend
+ * on the band size.
+ *
+ * Dilation alone discards nothing (the shifts scale with it), so it stays on this path.
  *
  * kn2row, stride > 1: a GEMM on the whole input would compute stride_h*stride_w times the needed
  * products and discard them; instead each tap's strided input is gathered (cg x tile floats) and
@@ -21,7 +25,9 @@
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
  * tile or band sequence, channel block) under dynamic scheduling; each output element is summed
- * by one thread in a fixed order.
+ * by one thread in a fixed order. The shift-add path packs each input band once with the whole
+ * team into a shared buffer, then shares out the channel blocks; kn2row-aa does the same with
+ * each gathered tap when there are too few tiles for the threads and channels are split.
  */
 #include <math.h>
 #include <omp.h>
@@ -33,13 +39,19 @@
 
 /* Budgets (floats) of the per-thread working sets, aimed at the 2 MiB L2 of the machines
  * measured:
- *   gathered tap plus the output tile it accumulates into (kn2row-aa, tap sums): 64 Ki floats,
- *   so both stay in L2 across all the taps of the tile;
+ *   gathered tap plus the output tile it accumulates into (kn2row-aa, tap sums): 32 Ki floats
+ *   (128 KiB), so both stay in L2 across all the taps of the tile with the filter's tap block;
  *   partial images of a band (kn2row shift-add): 256 Ki floats (1 MiB), written by the GEMM and
  *   read back by the shift-add pass from L2. */
-#define KN2ROW_TAP_TILE_FLOATS (64u * 1024u)
+#define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
 #define KN2ROW_BAND_FLOATS (256u * 1024u)
+/* Stacked filter block of a kn2row shift-add GEMM: 128 Ki floats (512 KiB) of L2. */
+#define KN2ROW_FILTER_BLOCK_FLOATS (128u * 1024u)
+/* Output tile of a kn2row-aa job, accumulated over every tap: 64 Ki floats (256 KiB) of L2. */
+#define KN2ROW_OUT_TILE_FLOATS (64u * 1024u)
 #define KN2ROW_MIN_BLOCK 16
+/* Inner dimension below which taps are grouped into one GEMM (kn2row-aa, tap sums). */
+#define KN2ROW_MIN_K 32
 
 typedef enum { MODE_AA, MODE_SHIFT_ADD, MODE_TAP_SUM } kn2row_mode;
 
@@ -47,13 +59,17 @@ typedef struct {
   kn2row_mode mode;
   ck_gc_roles r;
   size_t taps;               /* KH*KW */
+  size_t gh, gw, ngroups;    /* taps per GEMM (AA, TAP_SUM): gh x gw, and the groups of them */
+  size_t gk;                 /* inner dimension of a whole group's GEMM: cg*gh*gw */
   size_t P;                  /* output pixels */
-  size_t pt, ntiles;         /* pixel tile and tiles per image and group (AA, TAP_SUM) */
+  size_t pt;                 /* pixels gathered at a time (AA, TAP_SUM) */
+  size_t jt, ntiles;         /* pixels of a job (a multiple of pt), jobs per image and group */
   size_t band, nbands, rows; /* input rows per band, bands, rows referenced (SHIFT_ADD) */
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;
-  size_t pix_bytes, y_bytes, eng_bytes, region;
+  size_t shared_bytes; /* band or gathered tap shared by the team (channels split) */
+  size_t pix_bytes, y_bytes, eng_bytes, region; /* per thread */
   int workers;
 } kn2row_state;
 
@@ -67,19 +83,36 @@ static void kn2row_destroy(ck_conv_ctx *ctx) {
   ctx->state = NULL;
 }
 
-/* Packed filters. Per tap (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside it.
- * Stacked (SHIFT_ADD): block (g, b) = [taps*mb x cg] with rows (t, m) for the channels of block
+/* The taps of group q: row-major over the KH x KW taps in blocks of gh x gw. */
+static ck_tap_range group_taps(const kn2row_state *s, const ck_conv_desc *d, size_t q) {
+  const size_t ngw = ck_div_up((size_t)d->kernel_width, s->gw);
+  const size_t kh0 = q / ngw * s->gh, kw0 = q % ngw * s->gw;
+  const size_t nkh =
+      (size_t)d->kernel_height - kh0 < s->gh ? (size_t)d->kernel_height - kh0 : s->gh;
+  const size_t nkw = (size_t)d->kernel_width - kw0 < s->gw ? (size_t)d->kernel_width - kw0 : s->gw;
+  return (ck_tap_range){(int)kh0, (int)nkh, (int)kw0, (int)nkw};
+}
+
+static size_t group_k(const kn2row_state *s, const ck_conv_problem *pb, size_t q) {
+  const ck_tap_range t = group_taps(s, &pb->d, q);
+  return (size_t)pb->cin_g * (size_t)t.nkh * (size_t)t.nkw;
+}
+
+/* Packed filters. Per tap group (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside
+ * it. Stacked (SHIFT_ADD): block (g, b) = [taps*mb x cg] with rows (t, m) for the channels of block
  * b, so one GEMM yields every tap of those channels. */
 static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oihw) {
   const ck_conv_problem *pb = &ctx->pb;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)pb->d.groups;
+  const ck_conv_desc *d = &pb->d;
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
   const int stacked = s->mode == MODE_SHIFT_ADD;
-  const size_t rows_per_block = stacked ? s->taps * s->mb : mg;
-  const size_t blocks = G * (stacked ? s->nmb : s->taps);
+  const size_t rows_per_block = stacked ? s->taps * s->mb : mg, k = stacked ? cg : s->gk;
+  const size_t blocks = G * (stacked ? s->nmb : s->ngroups);
+  const ck_gc_k_order order = s->r.pix_is_b ? CK_GC_K_CHW : CK_GC_K_HWC; /* the lowering's */
   int ok = 1;
-  s->fstride = ck_gc_filter_floats(&s->r, rows_per_block, cg);
+  s->fstride = ck_gc_filter_floats(&s->r, rows_per_block, k);
   size_t fbytes = ck_gc_floats_bytes(ck_gc_mul(s->fstride, blocks, &ok), &ok);
-  size_t rbytes = ck_gc_floats_bytes(ck_gc_mul(rows_per_block, cg, &ok), &ok);
+  size_t rbytes = ck_gc_floats_bytes(ck_gc_mul(rows_per_block, k, &ok), &ok);
   if (!ok || s->fstride == 0)
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "kn2row: packed filter size overflows");
   s->filter = ck_aligned_alloc(fbytes);
@@ -93,16 +126,19 @@ static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oi
     if (stacked) {
       for (size_t b = 0; b < s->nmb; b++) {
         const size_t m0 = b * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-        for (size_t t = 0; t < s->taps; t++)
-          ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, CK_GC_K_C, (int)t, rows + t * mb * cg);
+        for (size_t t = 0; t < s->taps; t++) {
+          const ck_tap_range one = {(int)(t / (size_t)d->kernel_width), 1,
+                                    (int)(t % (size_t)d->kernel_width), 1};
+          ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, order, one, rows + t * mb * cg);
+        }
         ck_gc_pack_filter(ctx->kern, &s->r, s->taps * mb, cg, rows,
                           s->filter + (g * s->nmb + b) * s->fstride);
       }
     } else {
-      for (size_t t = 0; t < s->taps; t++) {
-        ck_gc_filter_rows(pb, oihw, (int)g, 0, mg, CK_GC_K_C, (int)t, rows);
-        ck_gc_pack_filter(ctx->kern, &s->r, mg, cg, rows,
-                          s->filter + (g * s->taps + t) * s->fstride);
+      for (size_t q = 0; q < s->ngroups; q++) {
+        ck_gc_filter_rows(pb, oihw, (int)g, 0, mg, order, group_taps(s, d, q), rows);
+        ck_gc_pack_filter(ctx->kern, &s->r, mg, group_k(s, pb, q), rows,
+                          s->filter + (g * s->ngroups + q) * s->fstride);
       }
     }
   }
@@ -135,40 +171,97 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     if (last > d->in_height - 1) last = d->in_height - 1;
     const size_t rows = last >= 0 ? (size_t)last + 1 : 0;
     s->rows = rows;
-    s->mb = ck_gc_channel_block(N * G, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
+    /* A block's taps*mb rows are packed on their own: mb only needs taps*mb to fill the
+     * filter panels, a multiple of fw / gcd(taps, fw). */
+    size_t gcd = s->taps, rem = s->r.fw;
+    while (rem != 0) {
+      const size_t r = gcd % rem;
+      gcd = rem;
+      rem = r;
+    }
+    /* Channel blocks for the threads, and small enough that a block's stacked filter
+     * (taps*mb x cg) stays in L2 through its GEMM, so the band can be large (the filter is then
+     * read once per band, not once per few pixels). */
+    const size_t gran = s->r.fw / gcd;
+    s->mb = ck_gc_channel_block(N * G, mg, gran, KN2ROW_MIN_BLOCK, ctx->threads);
+    size_t mb_cache = ck_gc_budget(KN2ROW_FILTER_BLOCK_FLOATS) / (s->taps * cg) / gran * gran;
+    if (mb_cache < gran) mb_cache = gran;
+    if (mb_cache < s->mb) s->mb = mb_cache;
     s->nmb = ck_div_up(mg, s->mb);
     const size_t per_row = ck_gc_mul(s->taps * s->mb, W, &ok);
-    s->band = per_row > 0 ? KN2ROW_BAND_FLOATS / per_row : 1;
+    s->band = per_row > 0 ? ck_gc_budget(KN2ROW_BAND_FLOATS) / per_row : 1;
     if (s->band < 1) s->band = 1;
     if (s->band > rows) s->band = rows > 0 ? rows : 1;
     s->nbands = ck_div_up(rows, s->band);
     const size_t npix = ck_gc_mul(s->band, W, &ok);
     s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), npix, &ok), &ok);
-    s->pix_bytes = 0; /* the input band is the pixel operand */
+    /* The input band is packed once by the team into a shared buffer, for all the blocks. */
+    s->pix_bytes = 0;
+    s->shared_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_round_up(npix, s->r.pw), cg, &ok), &ok);
     const size_t last_rows = rows > 0 ? rows - (s->nbands - 1) * s->band : s->band;
     const size_t mb_last = mg - (s->nmb - 1) * s->mb;
     s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, npix, last_rows * W, s->taps * s->mb,
-                                        s->taps * mb_last, cg, 0, &ok);
+                                        s->taps * mb_last, cg, 1, &ok);
     jobs = N * G * s->nmb;
   } else {
-    s->pt = ck_gc_pixel_tile(s->P, cg + mg, KN2ROW_TAP_TILE_FLOATS, s->r.pw);
-    s->ntiles = ck_div_up(s->P, s->pt);
+    /* Each GEMM re-reads and re-writes the output tile: with few channels per tap (and enough
+     * output channels for that to dominate) taps are grouped until a GEMM's inner dimension
+     * reaches KN2ROW_MIN_K, whole rows of taps first. Depthwise layers keep single taps. */
+    const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width;
+    s->gh = s->gw = 1;
+    if (cg < KN2ROW_MIN_K && mg >= KN2ROW_MIN_K) {
+      if (cg * KW >= KN2ROW_MIN_K) {
+        s->gw = ck_div_up(KN2ROW_MIN_K, cg);
+      } else {
+        s->gw = KW;
+        s->gh = ck_div_up(KN2ROW_MIN_K, cg * KW);
+        if (s->gh > KH) s->gh = KH;
+      }
+    }
+    s->ngroups = ck_div_up(KH, s->gh) * ck_div_up(KW, s->gw);
+    s->gk = cg * s->gh * s->gw;
+    /* At most half the image: two tiles per image and group give two threads work without
+     * splitting channels, which would repeat every tap's gather. */
+    s->pt = ck_gc_pixel_tile(s->P, s->gk + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS), s->r.pw, 0,
+                             ck_round_up(ck_div_up(s->P, 2), s->r.pw));
+    /* kn2row-aa: a job runs every tap over several gather tiles, so each tap's filter block is
+     * reused from cache across them; the job's output tile stays in L2. Smaller jobs when the
+     * threads need more of them. */
+    s->jt = s->pt;
+    if (mode == MODE_AA) {
+      size_t per = ck_gc_budget(KN2ROW_OUT_TILE_FLOATS) / mg / s->pt;
+      if (per < 1) per = 1;
+      const size_t want = 4 * (size_t)ctx->threads, images = N * G;
+      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want)
+        per = ck_div_up(ck_div_up(s->P, ck_div_up(want, images)), s->pt);
+      if (per > 1) s->jt = per * s->pt;
+      if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
+    }
+    s->ntiles = ck_div_up(s->P, s->jt);
     s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
-    s->pix_bytes = ck_gc_floats_bytes(ck_gc_mul(cg, s->pt, &ok), &ok);
+    const size_t tap_bytes = ck_gc_floats_bytes(ck_gc_mul(s->gk, s->pt, &ok), &ok);
+    const int shared = mode == MODE_AA && s->nmb > 1;
+    s->shared_bytes = shared ? tap_bytes : 0;
+    s->pix_bytes = shared ? 0 : tap_bytes;
     s->y_bytes =
         mode == MODE_TAP_SUM
-            ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), s->pt, &ok), &ok)
+            ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->ngroups, s->mb, &ok), s->pt, &ok), &ok)
             : 0;
-    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, s->P - (s->ntiles - 1) * s->pt,
-                                        s->mb, mg - (s->nmb - 1) * s->mb, cg, 1, &ok);
+    s->eng_bytes = 0;
+    for (size_t q = 0; q < s->ngroups; q++) { /* the groups' inner dimensions differ at edges */
+      const size_t last_job = s->P - (s->ntiles - 1) * s->jt, last_gather = last_job % s->pt;
+      size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, last_gather ? last_gather : s->pt,
+                                      s->mb, mg - (s->nmb - 1) * s->mb, group_k(s, pb, q), 1, &ok);
+      if (b > s->eng_bytes) s->eng_bytes = b;
+    }
     jobs = N * G * s->ntiles * s->nmb;
   }
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
   s->region = 0;
   if (!ok || !ck_gc_region_add(&s->region, s->pix_bytes) ||
       !ck_gc_region_add(&s->region, s->y_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "%s: workspace size overflows",
                    mode == MODE_AA ? "kn2row-aa" : "kn2row");
   s->bias = malloc((size_t)d->out_channels * sizeof(float));
@@ -204,68 +297,113 @@ typedef struct {
   float *out;
 } run_args;
 
-static void tap_tile_job(const run_args *a, size_t job, float *pix, float *y, void *ews) {
+/* A tile of output pixels: image n, group g, pixels [p0, p0+np). */
+typedef struct {
+  size_t n, g, p0, np;
+} tap_unit;
+
+static tap_unit tap_unit_of(const run_args *a, size_t u) {
+  const kn2row_state *s = a->s;
+  const size_t G = (size_t)a->ctx->pb.d.groups;
+  const size_t tile = u % s->ntiles, g = u / s->ntiles % G, n = u / s->ntiles / G;
+  const size_t p0 = tile * s->jt;
+  return (tap_unit){n, g, p0, s->P - p0 < s->jt ? s->P - p0 : s->jt};
+}
+
+/* Gather tile i of a job's unit. */
+static tap_unit tap_sub(const kn2row_state *s, tap_unit un, size_t i) {
+  const size_t off = i * s->pt;
+  return (tap_unit){un.n, un.g, un.p0 + off, un.np - off < s->pt ? un.np - off : s->pt};
+}
+
+/* Gathers tap group t of the unit, panels [q_lo, q_hi), into pix (the tile's first panel). */
+static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, size_t q_hi,
+                       float *pix) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
-  const size_t C = (size_t)d->in_channels, M = (size_t)d->out_channels;
-  const size_t HW = (size_t)d->in_height * (size_t)d->in_width, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t C = (size_t)d->in_channels, cg = (size_t)pb->cin_g, pw = s->r.pw;
+  const size_t HW = (size_t)d->in_height * (size_t)d->in_width;
+  const size_t lo = q_lo * pw, hi = q_hi * pw < un.np ? q_hi * pw : un.np;
+  if (lo >= hi) return;
+  const ck_tap_range tap = group_taps(s, d, t);
+  float *dst = pix + q_lo * pw * group_k(s, pb, t);
+  if (s->r.pix_is_b)
+    ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
+  else
+    ck_lower_nhwc(pb, a->in + un.n * HW * C + un.g * cg, s->zero, un.p0 + lo, hi - lo, tap, pw,
+                  dst);
+}
+
+/* The GEMM of tap group t for channel block blk of the unit, on its gathered taps pix:
+ * accumulated into the output (kn2row-aa; the last group adds bias and activation) or into the
+ * group's partial result y + t*mb*pt (tap sums). */
+static void tap_gemm(const run_args *a, tap_unit un, size_t blk, size_t t, const float *pix,
+                     float *y, void *ews) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t M = (size_t)d->out_channels, P = s->P;
+  const size_t mg = (size_t)pb->cout_g, k = group_k(s, pb, t);
   const int nchw = s->r.pix_is_b;
-  const size_t blk = job % s->nmb;
-  job /= s->nmb;
-  const size_t tile = job % s->ntiles;
-  job /= s->ntiles;
-  const size_t g = job % G, n = job / G;
-  const size_t p0 = tile * s->pt, np = P - p0 < s->pt ? P - p0 : s->pt;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
-  float *out_t =
-      nchw ? a->out + (n * M + g * mg + m0) * P + p0 : a->out + (n * P + p0) * M + g * mg + m0;
-  const float *bias = s->bias + g * mg + m0;
-  const int aa = s->mode == MODE_AA;
-  /* Y_t of the tap sums: [mb x np] (NCHW) or [np x mb] (NHWC), tap t at y + t*mb*pt. */
-  const size_t y_ld = nchw ? s->pt : mb;
-  for (size_t t = 0; t < s->taps; t++) {
-    const ck_tap_range tap = {(int)(t / (size_t)d->kernel_width), 1,
-                              (int)(t % (size_t)d->kernel_width), 1};
-    if (nchw)
-      ck_lower_nchw(pb, in_g, p0, np, tap, s->r.pw, pix);
-    else
-      ck_lower_nhwc(pb, in_g, s->zero, p0, np, tap, s->r.pw, pix);
-    const int last = t + 1 == s->taps;
-    ck_gc_tile tl = {.np = np,
-                     .mb = mb,
-                     .k = cg,
-                     .pix = {.data = pix, .packed = 1},
-                     .filt = s->filter + (g * s->taps + t) * s->fstride + m0 * cg,
-                     .lo = -INFINITY,
-                     .hi = INFINITY};
-    if (aa) {
-      tl.c = out_t;
-      tl.ldc = nchw ? P : M;
-      tl.beta = t > 0 ? 1.0f : 0.0f;
-      if (last) {
-        tl.bias = bias;
-        tl.lo = pb->min;
-        tl.hi = pb->max;
-      }
-    } else {
-      tl.c = y + t * mb * s->pt;
-      tl.ldc = y_ld;
+  ck_gc_tile tl = {.np = un.np,
+                   .mb = mb,
+                   .k = k,
+                   .pix = {.data = pix, .packed = 1},
+                   .filt = s->filter + (un.g * s->ngroups + t) * s->fstride + m0 * k,
+                   .lo = -INFINITY,
+                   .hi = INFINITY};
+  if (s->mode == MODE_AA) {
+    tl.c = nchw ? a->out + (un.n * M + un.g * mg + m0) * P + un.p0
+                : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;
+    tl.ldc = nchw ? P : M;
+    tl.beta = t > 0 ? 1.0f : 0.0f;
+    if (t + 1 == s->ngroups) {
+      tl.bias = s->bias + un.g * mg + m0;
+      tl.lo = pb->min;
+      tl.hi = pb->max;
     }
-    ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+  } else {
+    /* Y_t: [mb x np] (NCHW) or [np x mb] (NHWC) */
+    tl.c = y + t * mb * s->pt;
+    tl.ldc = nchw ? s->pt : mb;
   }
-  if (aa) return;
-  /* out = activation(bias + sum of the taps in order) */
-  const size_t tstride = mb * s->pt;
-  for (size_t i = 0; i < (nchw ? mb : np); i++) {
-    for (size_t j = 0; j < (nchw ? np : mb); j++) {
+  ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+}
+
+/* Tap sums: out = activation(bias + the taps' partial results in order). */
+static void tap_sum(const run_args *a, tap_unit un, size_t blk, const float *y) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const kn2row_state *s = a->s;
+  const size_t M = (size_t)pb->d.out_channels, P = s->P, mg = (size_t)pb->cout_g;
+  const int nchw = s->r.pix_is_b;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  const size_t y_ld = nchw ? s->pt : mb, tstride = mb * s->pt;
+  float *out_t = nchw ? a->out + (un.n * M + un.g * mg + m0) * P + un.p0
+                      : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;
+  const float *bias = s->bias + un.g * mg + m0;
+  for (size_t i = 0; i < (nchw ? mb : un.np); i++) {
+    for (size_t j = 0; j < (nchw ? un.np : mb); j++) {
       float v = bias[nchw ? i : j];
-      for (size_t t = 0; t < s->taps; t++) v += y[t * tstride + i * y_ld + j];
+      for (size_t t = 0; t < s->ngroups; t++) v += y[t * tstride + i * y_ld + j];
       out_t[i * (nchw ? P : M) + j] = clampf(v, pb->min, pb->max);
     }
   }
+}
+
+static void tap_tile_job(const run_args *a, size_t job, float *pix, float *y, void *ews) {
+  const kn2row_state *s = a->s;
+  const tap_unit un = tap_unit_of(a, job / s->nmb);
+  const size_t blk = job % s->nmb, panels = ck_div_up(s->pt, s->r.pw);
+  const size_t subs = ck_div_up(un.np, s->pt); /* 1 for the tap sums */
+  for (size_t t = 0; t < s->ngroups; t++) {
+    for (size_t i = 0; i < subs; i++) {
+      tap_gather(a, tap_sub(s, un, i), t, 0, panels, pix);
+      tap_gemm(a, tap_sub(s, un, i), blk, t, pix, y, ews);
+    }
+  }
+  if (s->mode == MODE_TAP_SUM) tap_sum(a, un, blk, y);
 }
 
 /* ---- kn2row shift-add ---------------------------------------------------------------------- */
@@ -355,23 +493,17 @@ static void shift_add(const run_args *a, const float *y, long r0, long r1, size_
   }
 }
 
-static void shift_add_job(const run_args *a, size_t job, float *y, void *ews) {
+/* Output rows of channel block blk of image n, group g that no tap reaches (padding only): the
+ * bias alone. */
+static void sa_init(const run_args *a, size_t n, size_t g, size_t blk) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
-  const size_t C = (size_t)d->in_channels, M = (size_t)d->out_channels;
-  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t M = (size_t)d->out_channels, P = s->P, mg = (size_t)pb->cout_g;
   const int nchw = s->r.pix_is_b;
-  const size_t blk = job % s->nmb;
-  job /= s->nmb;
-  const size_t g = job % G, n = job / G;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  const size_t tm = s->taps * mb;
-  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
   float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
   const float *bias = s->bias + g * mg + m0;
-  /* Rows that no tap reaches (padding only) are the bias alone. */
   for (long oh = 0; oh < pb->out_h; oh++) {
     long first, last;
     valid_kh(d, oh, &first, &last);
@@ -383,23 +515,60 @@ static void shift_add_job(const run_args *a, size_t job, float *y, void *ews) {
         *o = clampf(bias[m], pb->min, pb->max);
       }
   }
-  for (size_t b = 0; b < s->nbands; b++) {
-    const size_t r0 = b * s->band;
-    const size_t rows = s->band < s->rows - r0 ? s->band : s->rows - r0;
-    const size_t npix = rows * W;
-    ck_gc_tile tl = {.np = npix,
-                     .mb = tm,
-                     .k = cg,
-                     .filt = s->filter + (g * s->nmb + blk) * s->fstride,
-                     .c = y,
-                     .ldc = nchw ? npix : tm,
-                     .lo = -INFINITY,
-                     .hi = INFINITY};
-    tl.pix = nchw ? (ck_gc_pixels){.data = in_g + r0 * W, .row_stride = HW, .col_stride = 1}
-                  : (ck_gc_pixels){.data = in_g + r0 * W * C, .row_stride = 1, .col_stride = C};
-    ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
-    shift_add(a, y, (long)r0, (long)(r0 + rows), mb, out_c, bias);
-  }
+}
+
+/* Input rows of band b: [*r0, *r0 + return). */
+static size_t sa_band_rows(const kn2row_state *s, size_t b, size_t *r0) {
+  *r0 = b * s->band;
+  return s->band < s->rows - *r0 ? s->band : s->rows - *r0;
+}
+
+/* Band b of channel block blk of image n, group g: the stacked GEMM into the partial images y,
+ * then the shift-add into the output. packed: the band, packed by the team (sa_pack). */
+static void sa_band(const run_args *a, size_t n, size_t g, size_t blk, size_t b,
+                    const float *packed, float *y, void *ews) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t M = (size_t)d->out_channels, W = (size_t)d->in_width, P = s->P;
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
+  const int nchw = s->r.pix_is_b;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  const size_t tm = s->taps * mb;
+  float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
+  size_t r0;
+  const size_t npix = sa_band_rows(s, b, &r0) * W;
+  ck_gc_tile tl = {.np = npix,
+                   .mb = tm,
+                   .k = cg,
+                   .pix = {.data = packed, .packed = 1},
+                   .filt = s->filter + (g * s->nmb + blk) * s->fstride,
+                   .c = y,
+                   .ldc = nchw ? npix : tm,
+                   .lo = -INFINITY,
+                   .hi = INFINITY};
+  ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+  shift_add(a, y, (long)r0, (long)(r0 + npix / W), mb, out_c, s->bias + g * mg + m0);
+}
+
+/* Panel q of band b of image n, group g, packed for the engine into dst (the band's first
+ * panel). */
+static void sa_pack(const run_args *a, size_t n, size_t g, size_t b, size_t q, float *dst) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t C = (size_t)d->in_channels, cg = (size_t)pb->cin_g, pw = s->r.pw;
+  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W;
+  size_t r0;
+  const size_t npix = sa_band_rows(s, b, &r0) * W, j0 = q * pw;
+  if (j0 >= npix) return;
+  const size_t cnt = npix - j0 < pw ? npix - j0 : pw;
+  if (s->r.pix_is_b)
+    ck_gemm_pack_b(a->ctx->kern, cg, cnt, a->in + (n * C + g * cg) * HW + r0 * W + j0, HW, 1,
+                   dst + q * pw * cg);
+  else
+    ck_gemm_pack_a(a->ctx->kern, cnt, cg, a->in + n * HW * C + g * cg + (r0 * W + j0) * C, C, 1,
+                   dst + q * pw * cg);
 }
 
 static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *output,
@@ -407,20 +576,58 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
   const ck_conv_desc *d = &ctx->pb.d;
   const kn2row_state *s = ctx->state;
   const run_args a = {ctx, s, input, output};
-  const size_t per_image = s->mode == MODE_SHIFT_ADD ? s->nmb : s->ntiles * s->nmb;
-  const long jobs = (long)((size_t)d->batch * (size_t)d->groups * per_image);
+  const size_t per_image = s->mode == MODE_SHIFT_ADD ? 1 : s->ntiles;
+  const size_t units = (size_t)d->batch * (size_t)d->groups * per_image;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {
-    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    unsigned char *cur =
+        ck_gc_ws_region(workspace, s->shared_bytes, s->region, omp_get_thread_num());
     float *pix = ck_gc_carve(&cur, s->pix_bytes);
     float *y = ck_gc_carve(&cur, s->y_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
+    if (s->shared_bytes == 0) { /* independent jobs (kn2row-aa, tap sums) */
 #pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < jobs; job++) {
-      if (s->mode == MODE_SHIFT_ADD)
-        shift_add_job(&a, (size_t)job, y, ews);
-      else
+      for (long job = 0; job < (long)(units * s->nmb); job++)
         tap_tile_job(&a, (size_t)job, pix, y, ews);
+    } else if (s->mode == MODE_SHIFT_ADD) {
+      /* Each band of input rows is packed once, by all threads panel by panel into the shared
+       * buffer, then its channel blocks are shared out (a block's bands stay in order: its
+       * rows accumulate). */
+      float *shared = (float *)ck_gc_ws_shared(workspace);
+      const size_t G = (size_t)d->groups;
+      const size_t panels = ck_div_up(s->band * (size_t)d->in_width, s->r.pw);
+      for (size_t u = 0; u < units; u++) {
+        const size_t g = u % G, n = u / G;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (long blk = 0; blk < (long)s->nmb; blk++) sa_init(&a, n, g, (size_t)blk);
+        for (size_t b = 0; b < s->nbands; b++) {
+#pragma omp for schedule(dynamic, 1)
+          for (long q = 0; q < (long)panels; q++) sa_pack(&a, n, g, b, (size_t)q, shared);
+#pragma omp for schedule(dynamic, 1)
+          for (long blk = 0; blk < (long)s->nmb; blk++)
+            sa_band(&a, n, g, (size_t)blk, b, shared, y, ews);
+        }
+      }
+    } else {
+      /* kn2row-aa with few tiles and channels split among the threads: each tap of a tile is
+       * gathered once, by all threads panel by panel into the shared buffer, then its channel
+       * blocks are shared out. */
+      float *shared = (float *)ck_gc_ws_shared(workspace);
+      const size_t panels = ck_div_up(s->pt, s->r.pw);
+      for (size_t u = 0; u < units; u++) {
+        const tap_unit un = tap_unit_of(&a, u);
+        for (size_t t = 0; t < s->ngroups; t++) {
+          for (size_t i = 0; i < ck_div_up(un.np, s->pt); i++) {
+            const tap_unit sub = tap_sub(s, un, i);
+#pragma omp for schedule(dynamic, 1)
+            for (long q = 0; q < (long)panels; q++)
+              tap_gather(&a, sub, t, (size_t)q, (size_t)q + 1, shared);
+#pragma omp for schedule(dynamic, 1)
+            for (long blk = 0; blk < (long)s->nmb; blk++)
+              tap_gemm(&a, sub, (size_t)blk, t, shared, NULL, ews);
+          }
+        }
+      }
     }
   }
 }

@@ -11,8 +11,8 @@
  * phase (all rows u with u mod dh = 0, then 1, ...): the KH rows of a window are then adjacent.
  *
  * L is written in the engine's packed-A layout (panels of MR rows of L), so a partition is a
- * column offset into every panel and the engine reads it as a pre-packed operand: one engine
- * call per output row and panel (a panel's stride is L's full width, not the window's).
+ * column offset into every panel, read by the engine as a pre-packed operand whose panel stride
+ * is L's full width (a packed operand's row_stride, gemm.h): one engine call per output row.
  *
  * Solution A stacks the images of the batch into L's rows (N*o_w rows) so that small o_w fills
  * the MR-row panels; solution B lowers one image at a time. A is chosen when stacking needs fewer
@@ -24,7 +24,11 @@
  *
  * Tiling: bands of output rows; each job lowers the L of its band (the rows it needs, with the
  * KH - stride overlap between bands lowered twice) and runs the band's GEMMs while L is in cache.
- * Jobs (image or batch, group, band, channel block) are independent under dynamic scheduling.
+ * The GEMMs of a row have few rows (o_w), so the filter would stream from memory once per output
+ * row: they run channel block by channel block, each block of the filter staying in L2 across
+ * all the rows of the band. Jobs (image or batch, group, band, channel split) are independent
+ * under dynamic scheduling; when there are too few bands for the threads and the channels are
+ * split, a band's L is lowered once by the whole team into a shared buffer.
  */
 #include <math.h>
 #include <omp.h>
@@ -37,6 +41,8 @@
 /* L of one band: 256 Ki floats (1 MiB), half the 2 MiB L2 of the machines measured, so the band
  * stays in L2 from its lowering through its GEMMs. */
 #define MEC_BAND_FLOATS (256u * 1024u)
+/* Filter block reused across the rows of a band: 128 Ki floats (512 KiB) of L2. */
+#define MEC_FILTER_BLOCK_FLOATS (128u * 1024u)
 #define MEC_MIN_BLOCK 32
 
 typedef struct {
@@ -47,10 +53,12 @@ typedef struct {
   size_t Qb, ctot;      /* input rows per dilation phase, columns of L */
   size_t lrows, panels; /* rows of L (nb*o_w) and its MR-row panels */
   int use_tmp;          /* output through a per-thread tile */
-  size_t mb, nmb;
+  size_t mb, nmb;       /* channel split into jobs */
+  size_t cb;            /* channel block of the filter kept in L2 within a job (multiple of NR) */
   size_t fstride;
   float *filter, *bias, *zero;
-  size_t l_bytes, tmp_bytes, eng_bytes, region;
+  size_t shared_bytes;                          /* L lowered once for the team (channels split) */
+  size_t l_bytes, tmp_bytes, eng_bytes, region; /* per thread */
   int workers;
 } mec_state;
 
@@ -103,7 +111,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   while (s->R < OH) {
     size_t qb, width = band_width(pb, s->R + 1, &qb);
     size_t f;
-    if (!ck_mul_size(width, per_lrow, &f) || f > MEC_BAND_FLOATS) break;
+    if (!ck_mul_size(width, per_lrow, &f) || f > ck_gc_budget(MEC_BAND_FLOATS)) break;
     s->R++;
   }
   s->nbands = ck_div_up(OH, s->R);
@@ -112,12 +120,25 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   const size_t jobs0 = N / s->nb * G * s->nbands;
   s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
-  s->l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->ctot, per_lrow, &ok), &ok);
+  const size_t l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->ctot, per_lrow, &ok), &ok);
+  s->shared_bytes = s->nmb > 1 ? l_bytes : 0;
+  s->l_bytes = s->nmb > 1 ? 0 : l_bytes;
   s->tmp_bytes =
       s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, s->lrows, &ok), s->mb, &ok), &ok)
                  : 0;
-  s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, MR, s->lrows - (s->panels - 1) * MR, s->mb,
-                                      mg - (s->nmb - 1) * s->mb, s->K, 1, &ok);
+  s->cb = ck_gc_budget(MEC_FILTER_BLOCK_FLOATS) / s->K / s->r.fw * s->r.fw;
+  if (s->cb < s->r.fw) s->cb = s->r.fw;
+  /* Every GEMM is lrows x (a block of at most cb channels) x K: ask the engine for each width. */
+  const size_t mb_last = mg - (s->nmb - 1) * s->mb;
+  const size_t widths[4] = {s->cb < s->mb ? s->cb : s->mb, s->mb % s->cb,
+                            mb_last < s->cb ? mb_last : s->cb, mb_last % s->cb};
+  s->eng_bytes = 0;
+  for (int i = 0; i < 4; i++) {
+    if (widths[i] == 0) continue;
+    size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->lrows, s->lrows, widths[i], widths[i],
+                                    s->K, 1, &ok);
+    if (b > s->eng_bytes) s->eng_bytes = b;
+  }
   const size_t jobs = jobs0 * s->nmb;
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
   s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);
@@ -125,7 +146,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->region = 0;
   if (!ok || s->fstride == 0 || !ck_gc_region_add(&s->region, s->l_bytes) ||
       !ck_gc_region_add(&s->region, s->tmp_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace or packed filter size overflows");
 
   s->filter = ck_aligned_alloc(fbytes);
@@ -139,7 +160,8 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   }
   memcpy(s->bias, w->bias, (size_t)d->out_channels * sizeof(float));
   for (size_t g = 0; g < G; g++) {
-    ck_gc_filter_rows(pb, w->filter_oihw, (int)g, 0, mg, CK_GC_K_HWC, 0, rows);
+    ck_gc_filter_rows(pb, w->filter_oihw, (int)g, 0, mg, CK_GC_K_HWC,
+                      (ck_tap_range){0, d->kernel_height, 0, d->kernel_width}, rows);
     ck_gc_pack_filter(ctx->kern, &s->r, mg, s->K, rows, s->filter + g * s->fstride);
   }
   free(rows);
@@ -157,10 +179,11 @@ static int row_used(const ck_conv_desc *d, size_t u, size_t nr) {
   return 0;
 }
 
-/* Lowers L for the band whose first input row is padded row `base`, for images n0.. and group
- * g: panel p at l + p*ctot*MR, element (row j, column col) at col*MR + j%MR. */
+/* Lowers panels [p_lo, p_hi) of L for the band whose first input row is padded row `base`, for
+ * images n0.. and group g: panel p at l + p*ctot*MR, element (row j, column col) at
+ * col*MR + j%MR. */
 static void lower_band(const ck_conv_problem *pb, const mec_state *s, const float *in, size_t n0,
-                       size_t g, size_t base, size_t nr, float *l) {
+                       size_t g, size_t base, size_t nr, size_t p_lo, size_t p_hi, float *l) {
   const ck_conv_desc *d = &pb->d;
   const size_t MR = s->r.pw, cg = (size_t)pb->cin_g, C = (size_t)d->in_channels;
   const long H = d->in_height, W = d->in_width, OW = pb->out_w;
@@ -169,7 +192,7 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, const floa
   const size_t U = band_rows(d, nr);
   const int nchw = d->layout == CK_LAYOUT_NCHW;
   const float *ptrs[CK_LOWER_MAX_PW];
-  for (size_t p = 0; p < s->panels; p++) {
+  for (size_t p = p_lo; p < p_hi; p++) {
     float *panel = l + p * s->ctot * MR;
     const size_t j0 = p * MR, cnt = s->lrows - j0 < MR ? s->lrows - j0 : MR;
     for (size_t u = 0; u < U; u++) {
@@ -210,41 +233,56 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, const floa
   }
 }
 
-static void mec_job(const ck_conv_ctx *ctx, const float *in, float *out, size_t job, float *l,
-                    float *tmp, void *ews) {
+/* Unit u of the work: (images, group, band). */
+typedef struct {
+  size_t n0, g, oh0, nr;
+} mec_unit;
+
+static mec_unit unit_of(const ck_conv_ctx *ctx, size_t u) {
+  const mec_state *s = ctx->state;
+  const size_t G = (size_t)ctx->pb.d.groups, OH = (size_t)ctx->pb.out_h;
+  const size_t band = u % s->nbands, g = u / s->nbands % G, n0 = u / s->nbands / G * s->nb;
+  const size_t oh0 = band * s->R;
+  return (mec_unit){n0, g, oh0, OH - oh0 < s->R ? OH - oh0 : s->R};
+}
+
+static void lower_unit(const ck_conv_ctx *ctx, const float *in, mec_unit un, size_t p_lo,
+                       size_t p_hi, float *l) {
+  const mec_state *s = ctx->state;
+  lower_band(&ctx->pb, s, in, un.n0, un.g, un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo,
+             p_hi, l);
+}
+
+/* The GEMMs of channel block blk of a unit whose L is lowered, and their output. */
+static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t blk, const float *l,
+                      float *tmp, void *ews) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const mec_state *s = ctx->state;
-  const size_t M = (size_t)d->out_channels, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t M = (size_t)d->out_channels, mg = (size_t)pb->cout_g;
   const size_t OH = (size_t)pb->out_h, OW = (size_t)pb->out_w, MR = s->r.pw;
   const size_t KW = (size_t)d->kernel_width, cg = (size_t)pb->cin_g;
   const size_t sh = (size_t)d->stride_height, dh = (size_t)d->dilation_height;
-  const size_t blk = job % s->nmb;
-  job /= s->nmb;
-  const size_t band = job % s->nbands;
-  job /= s->nbands;
-  const size_t g = job % G, n0 = job / G * s->nb;
-  const size_t oh0 = band * s->R, nr = OH - oh0 < s->R ? OH - oh0 : s->R;
+  const size_t g = un.g, n0 = un.n0, oh0 = un.oh0, nr = un.nr;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  lower_band(pb, s, in, n0, g, oh0 * sh, nr, l);
-  for (size_t r = 0; r < nr; r++) {
-    const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
-    for (size_t p = 0; p < s->panels; p++) {
-      const size_t j0 = p * MR;
-      ck_gc_tile t = {.np = s->lrows - j0 < MR ? s->lrows - j0 : MR,
-                      .mb = mb,
+  for (size_t c0 = 0; c0 < mb; c0 += s->cb) {
+    const size_t cb = mb - c0 < s->cb ? mb - c0 : s->cb;
+    for (size_t r = 0; r < nr; r++) {
+      const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
+      ck_gc_tile t = {.np = s->lrows,
+                      .mb = cb,
                       .k = s->K,
-                      .pix = {.data = l + p * s->ctot * MR + col0 * MR, .packed = 1},
-                      .filt = s->filter + g * s->fstride + m0 * s->K,
+                      .pix = {.data = l + col0 * MR, .row_stride = s->ctot * MR, .packed = 1},
+                      .filt = s->filter + g * s->fstride + (m0 + c0) * s->K,
                       .beta = 0.0f,
-                      .bias = s->bias + g * mg + m0,
+                      .bias = s->bias + g * mg + m0 + c0,
                       .lo = pb->min,
                       .hi = pb->max};
       if (s->use_tmp) {
-        t.c = tmp + (r * s->lrows + j0) * mb;
+        t.c = tmp + r * s->lrows * mb + c0;
         t.ldc = mb;
       } else {
-        t.c = out + ((n0 * OH + oh0 + r) * OW + j0) * M + g * mg + m0;
+        t.c = out + (n0 * OH + oh0 + r) * OW * M + g * mg + m0 + c0;
         t.ldc = M;
       }
       ck_gc_gemm(ctx->kern, &s->r, &t, ews);
@@ -275,15 +313,36 @@ static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *outpu
                         void *workspace) {
   const ck_conv_desc *d = &ctx->pb.d;
   const mec_state *s = ctx->state;
-  const long jobs = (long)((size_t)d->batch / s->nb * (size_t)d->groups * s->nbands * s->nmb);
+  const size_t units = (size_t)d->batch / s->nb * (size_t)d->groups * s->nbands;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {
-    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    unsigned char *cur =
+        ck_gc_ws_region(workspace, s->shared_bytes, s->region, omp_get_thread_num());
     float *l = ck_gc_carve(&cur, s->l_bytes);
     float *tmp = ck_gc_carve(&cur, s->tmp_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
+    if (s->shared_bytes == 0) {
+      /* Independent jobs: each lowers its band's L and runs its GEMMs. */
 #pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < jobs; job++) mec_job(ctx, input, output, (size_t)job, l, tmp, ews);
+      for (long job = 0; job < (long)(units * s->nmb); job++) {
+        const mec_unit un = unit_of(ctx, (size_t)job / s->nmb);
+        lower_unit(ctx, input, un, 0, s->panels, l);
+        gemm_unit(ctx, output, un, (size_t)job % s->nmb, l, tmp, ews);
+      }
+    } else {
+      /* Few bands, channels split among the threads: each band's L is lowered once, by all
+       * threads panel by panel into the shared buffer, then its channel blocks are shared. */
+      float *shared = (float *)ck_gc_ws_shared(workspace);
+      for (size_t u = 0; u < units; u++) {
+        const mec_unit un = unit_of(ctx, u);
+#pragma omp for schedule(dynamic, 1)
+        for (long p = 0; p < (long)s->panels; p++)
+          lower_unit(ctx, input, un, (size_t)p, (size_t)p + 1, shared);
+#pragma omp for schedule(dynamic, 1)
+        for (long blk = 0; blk < (long)s->nmb; blk++)
+          gemm_unit(ctx, output, un, (size_t)blk, shared, tmp, ews);
+      }
+    }
   }
 }
 

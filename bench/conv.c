@@ -568,7 +568,12 @@ int ckb_cmd_conv(int argc, char **argv) {
       op.layers[op.nlayers++] = v, i++;
     } else if (!strcmp(o, "--algo"))
       algos = v, i++;
-    else if (!strcmp(o, "--baselines"))
+    else if (!strcmp(o, "--stat")) {
+      if (strcmp(v, "min") && strcmp(v, "median"))
+        return usage_error("bad --stat %s (median or min)", v);
+      op.stat_min = !strcmp(v, "min");
+      i++;
+    } else if (!strcmp(o, "--baselines"))
       baselines = v, i++;
     else if (!strcmp(o, "--isa")) {
       if (ck_isa_from_name(v, &op.isa) != CK_OK) return usage_error("%s", ck_last_error());

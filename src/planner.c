@@ -11,41 +11,62 @@ static int is_depthwise(const ck_conv_problem *pb) {
   return pb->cin_g == 1 && pb->cout_g == 1 && pb->d.groups > 1;
 }
 
-static int is_pointwise(const ck_conv_desc *d) {
-  return d->kernel_height == 1 && d->kernel_width == 1 && d->stride_height == 1 &&
-         d->stride_width == 1 && d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
-         d->pad_right == 0;
+/* A 1x1 kernel without padding (any stride): im2col's lowering is then at most a strided copy of
+ * the input (none at stride 1), so the GEMM runs on the data nearly as it is. */
+static int is_1x1(const ck_conv_desc *d) {
+  return d->kernel_height == 1 && d->kernel_width == 1 && d->pad_top == 0 && d->pad_bottom == 0 &&
+         d->pad_left == 0 && d->pad_right == 0;
 }
 
-/* Rules measured on the suite (bench/layers.csv) with every algorithm, 1 and 2 threads, both
- * layouts (convkit-bench conv --algo all): see the comments of each branch. After the first
- * choice the order is the fallback for tighter workspace limits, fastest first. */
+#define PREF(...)                                                                                  \
+  do {                                                                                             \
+    const ck_algo o_[CK_PLANNER_MAX_CANDIDATES] = {__VA_ARGS__};                                   \
+    memcpy(pref, o_, sizeof o_);                                                                   \
+  } while (0)
+
+/* The rules come from the suite (bench/layers.csv) timed with every algorithm, 1 thread, both
+ * layouts, minimum of many runs (convkit-bench conv --algo all --stat min): the first choice
+ * was within 10% of the fastest algorithm on every suite layer. After the first choice the
+ * order is the fallback for tighter workspace limits, fastest first. */
 int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threads,
                     ck_algo order[CK_PLANNER_MAX_CANDIDATES], int *contenders) {
   (void)kern;
   (void)threads;
   const ck_conv_desc *d = &pb->d;
+  const size_t in_pixels = (size_t)d->in_height * d->in_width;
   ck_algo pref[CK_PLANNER_MAX_CANDIDATES];
-  /* How many of pref are worth timing: depthwise on GEMM algorithms is 100x slower. */
-  const int timed = is_depthwise(pb) ? 1 : 3;
-  if (is_depthwise(pb) || d->layout == CK_LAYOUT_NHWC) {
-    /* Depthwise: per-channel kernels over an indirection buffer, while the GEMM algorithms
-     * degenerate into 1-row products per channel. NHWC: the indirect GEMM reads the input in
-     * place (no lowering pass), and won or tied every suite layer. */
-    const ck_algo o[] = {CK_ALGO_INDIRECT,  CK_ALGO_IM2COL, CK_ALGO_MEC,
-                         CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
-    memcpy(pref, o, sizeof o);
-  } else if (is_pointwise(d)) {
-    /* NCHW 1x1 stride 1: one GEMM on the input as it is (im2col skips its lowering), where the
-     * indirect GEMM would transpose input and output, as costly as the GEMM itself. */
-    const ck_algo o[] = {CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT,
-                         CK_ALGO_MEC,    CK_ALGO_KN2ROW,    CK_ALGO_REFERENCE};
-    memcpy(pref, o, sizeof o);
+  /* How many of pref are worth timing: depthwise on GEMM algorithms is 10-1000x slower. */
+  int timed = 3;
+  if (is_depthwise(pb)) {
+    /* Per-channel kernels over an indirection buffer, while the GEMM algorithms degenerate
+     * into 1-row products per channel (NCHW too: the transposes cost less). */
+    PREF(CK_ALGO_INDIRECT, CK_ALGO_KN2ROW, CK_ALGO_IM2COL, CK_ALGO_MEC, CK_ALGO_KN2ROW_AA,
+         CK_ALGO_REFERENCE);
+    timed = 1;
+  } else if (d->layout == CK_LAYOUT_NHWC) {
+    /* The indirect GEMM reads the input in place: fastest or within a few % everywhere, but
+     * for 1x1 layers of very deep input (resnet50 res5 reduce, 2048 channels) where the packed
+     * GEMM's K blocking wins by 10-15%. */
+    if (is_1x1(d) && pb->cin_g >= 1024)
+      PREF(CK_ALGO_IM2COL, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
+           CK_ALGO_REFERENCE);
+    else
+      PREF(CK_ALGO_INDIRECT, CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
+           CK_ALGO_REFERENCE);
+  } else if (is_1x1(d)) {
+    /* NCHW 1x1: a GEMM on the input as it is, where the indirect GEMM would transpose input and
+     * output, as costly as the GEMM itself (3-7x slower on the suite's 1x1 layers). */
+    PREF(CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_MEC, CK_ALGO_KN2ROW,
+         CK_ALGO_REFERENCE);
+  } else if (pb->cin_g <= 128 && in_pixels >= 56 * 56) {
+    /* NCHW, few channels over a large image (first layers: resnet50 conv1, vgg16 conv1/2,
+     * yolov3 208): transposing the large tensors costs more than lowering im2col's patches. */
+    PREF(CK_ALGO_IM2COL, CK_ALGO_MEC, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW,
+         CK_ALGO_REFERENCE);
   } else {
-    /* NCHW with taps: transposing in and out costs less than im2col's K x P lowering. */
-    const ck_algo o[] = {CK_ALGO_INDIRECT,  CK_ALGO_IM2COL, CK_ALGO_MEC,
-                         CK_ALGO_KN2ROW_AA, CK_ALGO_KN2ROW, CK_ALGO_REFERENCE};
-    memcpy(pref, o, sizeof o);
+    /* NCHW, deep layers: the transposes are small next to the work. */
+    PREF(CK_ALGO_INDIRECT, CK_ALGO_KN2ROW_AA, CK_ALGO_IM2COL, CK_ALGO_MEC, CK_ALGO_KN2ROW,
+         CK_ALGO_REFERENCE);
   }
   int n = 0, c = 0;
   for (int i = 0; i < CK_PLANNER_MAX_CANDIDATES; i++) {

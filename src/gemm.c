@@ -292,8 +292,8 @@ static const float *a_block(const job *jb, worker *w, size_t ic, size_t k0, size
     return p->a.data + i0 * p->a.row_stride + k0;
   }
   if (p->a.packed) {
-    *stride = mr * p->k;
-    return p->a.data + i0 * p->k + k0 * mr;
+    *stride = p->a.row_stride ? p->a.row_stride : mr * p->k; /* panel stride (gemm.h) */
+    return p->a.data + i0 / mr * *stride + k0 * mr;
   }
   *stride = mr * kc;
   pack_panels(jb->kern, ck_min_size(jb->bl.mc, p->m - i0), kc,
@@ -395,12 +395,13 @@ static void task(const job *jb, worker *w, size_t t) {
     const float *a = a_block(jb, w, ic, k0, kc, &a_stride);
     for (size_t jc = 0; jc < cols; jc += jb->bl.nc) {
       const size_t width = ck_min_size(jb->bl.nc, cols - jc);
-      const float *b = p->b.data + (j0 + jc) * p->k + k0 * nr;
-      size_t b_stride = nr * p->k;
-      if (!p->b.packed) {
+      const float *b = w->b_buf;
+      size_t b_stride = nr * kc;
+      if (p->b.packed) {
+        b_stride = p->b.row_stride ? p->b.row_stride : nr * p->k; /* panel stride (gemm.h) */
+        b = p->b.data + (j0 + jc) / nr * b_stride + k0 * nr;
+      } else {
         pack_b_block(jb, k0, kc, j0 + jc, width, w->b_buf);
-        b = w->b_buf;
-        b_stride = nr * kc;
       }
       macro_tile(jb, &ep, last, kc, i0, rows, a, a_stride, j0 + jc, width, b, b_stride);
     }

@@ -24,6 +24,10 @@ typedef struct {
   size_t row_stride, col_stride; /* plain operand: element (r, c) at data[r*rs + c*cs] */
   int packed;                    /* non-zero: data is in the packed layout above */
 } ck_gemm_operand;
+/* A packed operand ignores col_stride, and reads a non-zero row_stride as its panel stride:
+ * floats from one panel to the next, instead of the layout's own K*MR (A) or K*NR (B). The
+ * operand is then a window of k rows out of a packed matrix with more of them (MEC's
+ * overlapping partitions of its lowered matrix). */
 
 typedef enum { CK_BIAS_NONE = 0, CK_BIAS_PER_ROW, CK_BIAS_PER_COL } ck_bias_kind;
 

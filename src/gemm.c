@@ -157,6 +157,9 @@ ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern) {
 #ifdef CK_HAVE_AVX512
   if (kern->gemm == ck_f32_gemm_14x32__avx512) return ck_f32_gemm_direct_14x32__avx512;
 #endif
+#ifdef CK_HAVE_AVX2
+  if (kern->gemm == ck_f32_gemm_6x16__avx2) return ck_f32_gemm_direct_6x16__avx2;
+#endif
   (void)kern;
   return NULL;
 }

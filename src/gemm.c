@@ -19,6 +19,10 @@
  * one copy per 2*MC flops (well under 1%), and the parallel loop needs no barrier and no shared
  * buffer: a thread that loses its core to another process delays only the task it holds.
  *
+ * Two shapes skip packing where it costs more than it saves, through the ISA's direct kernel (the
+ * micro-kernel reading unpacked rows, with the same arithmetic): tiny products (nothing packed)
+ * and narrow ones (n <= 4*NR: A is used only n times, so it is read in place).
+ *
  * Every C element belongs to exactly one micro-tile, and a micro-tile's k sum always runs over the
  * same KC blocks in ascending order, whatever the thread count or the task shape: results are
  * bitwise identical for any thread count. alpha and beta apply on the first KC block (later blocks
@@ -43,7 +47,8 @@ typedef struct {
   size_t kc, nkb;  /* balanced KC blocks: nkb blocks of kc (the last may be shorter) */
   size_t mc, nic;  /* balanced MC blocks of rows (multiples of MR) */
   size_t nc;       /* columns of a packed B block (a multiple of NR) */
-  size_t a_floats; /* per-thread packed-A block (0 when A is pre-packed) */
+  int direct_a;    /* A is read in place by the direct kernel (see make_blocking) */
+  size_t a_floats; /* per-thread packed-A block (0 when A is pre-packed or read in place) */
   size_t b_floats; /* per-thread packed-B block of KC x NC (0 when B is pre-packed) */
 } blocking;
 
@@ -118,9 +123,15 @@ static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, block
   const size_t mc_cap =
       ck_min_size(ck_round_up(p->m, bl->mr), ck_round_up((size_t)kern->mc, bl->mr));
   const size_t nc_cap = ck_min_size(ck_round_up(p->n, bl->nr), bl->nc);
+  /* A narrow product uses each element of A only n times: packing A (a transposition, and one
+   * more pass over memory) then costs more than the direct kernel's broadcasts straight from the
+   * rows of A lose (measured: a clear win up to n = 4*NR, a wash around 8*NR). B is still packed
+   * (or pre-packed): its panels are rows NR apart, which the direct kernel reads as well. */
+  bl->direct_a = !p->a.packed && p->a.col_stride == 1 && p->n <= 4 * bl->nr &&
+                 ck_gemm_direct_for(kern) != NULL;
   bl->a_floats = 0;
   bl->b_floats = 0;
-  if (!p->a.packed && !ck_mul_size(mc_cap, kc_cap, &bl->a_floats)) return 0;
+  if (!p->a.packed && !bl->direct_a && !ck_mul_size(mc_cap, kc_cap, &bl->a_floats)) return 0;
   if (!p->b.packed && !ck_mul_size(nc_cap, kc_cap, &bl->b_floats)) return 0;
   return 1;
 }
@@ -145,6 +156,9 @@ ck_gemm_packt_fn ck_gemm_packt_for(const ck_kernels *kern) {
 ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern) {
 #ifdef CK_HAVE_AVX512
   if (kern->gemm == ck_f32_gemm_14x32__avx512) return ck_f32_gemm_direct_14x32__avx512;
+#endif
+#ifdef CK_HAVE_AVX2
+  if (kern->gemm == ck_f32_gemm_6x16__avx2) return ck_f32_gemm_direct_6x16__avx2;
 #endif
   (void)kern;
   return NULL;
@@ -262,7 +276,8 @@ typedef struct {
   const ck_kernels *kern;
   const ck_gemm_problem *p;
   blocking bl;
-  size_t chunk, nch; /* columns per task (a multiple of NR) and chunks per row block */
+  size_t chunk, nch;          /* columns per task (a multiple of NR) and chunks per row block */
+  ck_gemm_direct_fn direct_a; /* non-NULL: A is read in place by the direct kernel */
 } job;
 
 typedef struct {
@@ -275,6 +290,10 @@ static const float *a_block(const job *jb, worker *w, size_t ic, size_t k0, size
                             size_t *stride) {
   const ck_gemm_problem *p = jb->p;
   const size_t mr = jb->bl.mr, i0 = ic * jb->bl.mc;
+  if (jb->direct_a) {
+    *stride = mr * p->a.row_stride;
+    return p->a.data + i0 * p->a.row_stride + k0;
+  }
   if (p->a.packed) {
     *stride = p->a.row_stride ? p->a.row_stride : mr * p->k; /* panel stride (gemm.h) */
     return p->a.data + i0 / mr * *stride + k0 * mr;
@@ -348,10 +367,13 @@ static void macro_tile(const job *jb, ck_gemm_epilogue *ep, int last, size_t kc,
     ep->bias_row = last && p->bias_kind == CK_BIAS_PER_ROW ? p->bias + i0 + i : NULL;
     const float *bp = b;
     for (size_t j = 0; j < cols; j += nr, bp += b_stride) {
-      const size_t jj = j0 + j;
+      const size_t jj = j0 + j, h = ck_min_size(mr, rows - i), w = ck_min_size(nr, cols - j);
+      float *c = p->c + (i0 + i) * p->ldc + jj;
       ep->bias_col = last && p->bias_kind == CK_BIAS_PER_COL ? p->bias + jj : NULL;
-      jb->kern->gemm(ck_min_size(mr, rows - i), ck_min_size(nr, cols - j), kc, a, bp,
-                     p->c + (i0 + i) * p->ldc + jj, p->ldc, ep);
+      if (jb->direct_a) /* a packed B panel is a row-major block with rows NR apart */
+        jb->direct_a(h, w, kc, a, p->a.row_stride, bp, nr, c, p->ldc, ep);
+      else
+        jb->kern->gemm(h, w, kc, a, bp, c, p->ldc, ep);
     }
   }
 }
@@ -425,8 +447,9 @@ static void run_direct(ck_gemm_direct_fn direct, const blocking *bl, const ck_ge
  * evens out unequal tasks and a thread that loses its core): cutting rows makes each task pack
  * its own copy of B (one copy per 2*MC flops), cutting columns its own copy of A (one transposing
  * pack per 2*chunk flops, about 2.5 times dearer per element), and an operand that is pre-packed
- * costs nothing, so the cut that packs least is taken. Neither cut changes the micro-tile grid
- * (blocks are multiples of MR and NR) nor the KC blocks, so the bits stay the same. */
+ * (or A read in place) costs nothing, so the cut that packs least is taken. Neither cut changes the
+ * micro-tile grid (blocks are multiples of MR and NR) nor the KC blocks, so the bits stay the same.
+ */
 static void choose_grid(job *jb, int threads) {
   const ck_gemm_problem *p = jb->p;
   const size_t mr = jb->bl.mr, nr = jb->bl.nr;
@@ -439,7 +462,7 @@ static void choose_grid(job *jb, int threads) {
       size_t c = ck_min_size(ck_div_up(want, r), col_panels);
       /* relative packing cost: B copies per row piece, A copies per column piece */
       double cost = (p->b.packed ? 0.0 : (double)r / (double)p->m) +
-                    (p->a.packed ? 0.0 : 2.5 * (double)c / (double)p->n);
+                    (p->a.packed || jb->bl.direct_a ? 0.0 : 2.5 * (double)c / (double)p->n);
       if (best < 0 || cost < best) best = cost, rows = r, cols = c;
     }
   }
@@ -479,6 +502,7 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
     run_direct(direct, &jb.bl, p);
     return;
   }
+  jb.direct_a = jb.bl.direct_a ? direct : NULL;
   choose_grid(&jb, threads);
   const size_t tasks = jb.bl.nic * jb.nch;
   if ((size_t)threads > tasks) threads = (int)tasks;

@@ -86,6 +86,9 @@ typedef void (*ck_gemm_direct_fn)(size_t mr, size_t nr, size_t kc, const float *
                                   const ck_gemm_epilogue *ep);
 /* The direct kernel of a table's ISA, or NULL when it has none (the engine then packs). */
 ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern);
+void ck_f32_gemm_direct_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                   const float *b, size_t ldb, float *c, size_t ldc,
+                                   const ck_gemm_epilogue *ep);
 void ck_f32_gemm_direct_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
                                       const float *b, size_t ldb, float *c, size_t ldc,
                                       const ck_gemm_epilogue *ep);

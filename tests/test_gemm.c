@@ -399,3 +399,39 @@ Test(gemm_engine, direct_path_gives_packed_path_bits) {
       free(packed);
     }
 }
+
+/* A packed operand with a panel stride (row_stride) is a window of k rows out of a packed matrix
+ * with more of them: rows [k0, k0 + k) of a packed A (m x K) times rows [k0, k0 + k) of a packed B
+ * (K x n) must equal the plain product of those slices. */
+Test(gemm_engine, packed_operand_windows_by_panel_stride) {
+  const ck_kernels *tabs[8];
+  int nt = gemm_tables(tabs);
+  uint64_t st = 12;
+  const size_t m = 37, n = 45, kbig = 90, k0 = 13, k = 50;
+  for (int t = 0; t < nt; t++) {
+    const ck_kernels *kern = tabs[t];
+    const size_t mr = (size_t)kern->mr, nr = (size_t)kern->nr;
+    float *a = random_floats(m * kbig, &st), *b = random_floats(kbig * n, &st);
+    float *ap = ck_aligned_alloc(ck_gemm_packed_a_floats(kern, m, kbig) * sizeof(float));
+    float *bp = ck_aligned_alloc(ck_gemm_packed_b_floats(kern, kbig, n) * sizeof(float));
+    ck_gemm_pack_a(kern, m, kbig, a, kbig, 1, ap);
+    ck_gemm_pack_b(kern, kbig, n, b, n, 1, bp);
+    float *c = calloc(m * n, sizeof(float)), *c0 = calloc(m * n, sizeof(float));
+    ck_gemm_problem p = {0};
+    p.m = m, p.n = n, p.k = k;
+    p.a = (ck_gemm_operand){ap + k0 * mr, mr * kbig, 0, 1};
+    p.b = (ck_gemm_operand){bp + k0 * nr, nr * kbig, 0, 1};
+    p.c = c, p.ldc = n, p.alpha = 1, p.beta = 0, p.min = -INFINITY, p.max = INFINITY;
+    size_t bytes = 0;
+    cr_assert(ck_gemm_workspace_size(kern, &p, 2, &bytes));
+    void *ws = malloc(bytes + 1);
+    ck_gemm_execute(kern, &p, 2, ws);
+    ref_problem r = {m, n, k,  a + k0, b + k0 * n, kbig,         1,         n,       1,
+                     1, 0, c0, n,      NULL,       CK_BIAS_NONE, -INFINITY, INFINITY};
+    char msg[256];
+    cr_expect(!check_c(&r, c, 0, msg, sizeof msg), "%s: %s", kern->name, msg);
+    free(ws), free(a), free(b), free(c), free(c0);
+    ck_aligned_free(ap);
+    ck_aligned_free(bp);
+  }
+}

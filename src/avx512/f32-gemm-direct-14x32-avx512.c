@@ -21,17 +21,27 @@ tile(const int rows, const int vecs, size_t kc, const float *a, size_t lda, cons
     acc[i][0] = _mm512_setzero_ps();
     acc[i][1] = _mm512_setzero_ps();
   }
+#pragma GCC unroll 14
+  for (int i = 0; i < rows; i++) _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
   const __mmask16 m0 = vecs == 1 ? last_mask : 0xFFFF;
+  /* Rows in groups of three: one moving pointer per group and the row distance L, so row 3g + r
+   * is at q[g] + r*L, an address mode (base + index * scale) instead of a register per row */
+  const size_t L = lda * sizeof(float);
+  const char *q[(MR + 2) / 3];
+#pragma GCC unroll 5
+  for (int g = 0; g < (rows + 2) / 3; g++) q[g] = (const char *)(a + (size_t)(3 * g) * lda);
 #pragma GCC unroll 2
   for (size_t k = 0; k < kc; k++, b += ldb) {
     const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
     const __m512 b1 = vecs == 2 ? _mm512_maskz_loadu_ps(last_mask, b + 16) : b0;
 #pragma GCC unroll 14
     for (int i = 0; i < rows; i++) {
-      const __m512 ai = _mm512_set1_ps(a[(size_t)i * lda + k]);
+      const __m512 ai = _mm512_set1_ps(*(const float *)(q[i / 3] + (size_t)(i % 3) * L));
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       if (vecs == 2) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
+#pragma GCC unroll 5
+    for (int g = 0; g < (rows + 2) / 3; g++) q[g] += sizeof(float);
   }
 
   const __m512 alpha = _mm512_set1_ps(ep->alpha), beta = _mm512_set1_ps(ep->beta);

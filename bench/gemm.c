@@ -68,6 +68,7 @@ typedef struct {
   const char *label; /* isa name or baseline name */
   ck_isa peak_isa;   /* the ISA whose FMA peak the row is compared with */
   const ck_kernels *kern;
+  int sgemm; /* time the public ck_sgemm (its own buffers, omp threads) instead of the engine */
   const baseline *base;
   ck_gemm_problem p;
   float *packed;
@@ -78,7 +79,10 @@ typedef struct {
 } candidate;
 
 static void run(candidate *c, int m, int n, int k, const float *a, const float *b, float *out) {
-  if (c->kern) {
+  if (c->sgemm) {
+    omp_set_num_threads(c->threads);
+    ck_sgemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, out, n);
+  } else if (c->kern) {
     c->p.c = out;
     ck_gemm_execute(c->kern, &c->p, c->threads, c->ws);
   } else {
@@ -131,6 +135,8 @@ static int usage(void) {
           "  --pack none|a|b        pre-pack an operand before timing (default none)\n"
           "  --baseline LIST        also time openblas and/or blis (when CMake found them)\n"
           "  --csv FILE             also write m,n,k,isa,threads,ms_median,gflops,peak_pct\n"
+          "  --sgemm                time the public ck_sgemm (allocating its buffers per call,\n"
+          "                         ISA from CONVKIT_ISA or the CPU) instead of the engine\n"
           "  --clock wall|cpu       wall clock (default) or the thread's CPU time (1 thread\n"
           "                         only: leaves out time stolen by other processes)\n"
           "  --quick                fewer repetitions\n");
@@ -139,7 +145,7 @@ static int usage(void) {
 
 int ckb_cmd_gemm(int argc, char **argv) {
   shape shapes[64];
-  int nshapes = 0, one_m = 0, one_n = 0, one_k = 0, quick = 0, pack = 0;
+  int nshapes = 0, one_m = 0, one_n = 0, one_k = 0, quick = 0, pack = 0, use_sgemm = 0;
   int threads[16], nt = 0, nisa = 0, nbase = 0;
   ck_isa isas[8];
   baseline bases[4];
@@ -148,6 +154,10 @@ int ckb_cmd_gemm(int argc, char **argv) {
     const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(o, "--quick")) {
       quick = 1;
+      continue;
+    }
+    if (!strcmp(o, "--sgemm")) {
+      use_sgemm = 1;
       continue;
     }
     if (v == NULL) return fprintf(stderr, "convkit-bench gemm: %s needs a value\n", o), usage();
@@ -241,7 +251,15 @@ int ckb_cmd_gemm(int argc, char **argv) {
     for (int ti = 0; ti < nt; ti++) {
       candidate cand[12];
       int nc = 0;
-      for (int ii = 0; ii < nisa; ii++) {
+      if (use_sgemm) {
+        candidate *x = &cand[nc++];
+        memset(x, 0, sizeof *x);
+        x->label = "ck_sgemm";
+        x->peak_isa = ck_cpu_isa();
+        x->sgemm = 1;
+        x->threads = threads[ti];
+      }
+      for (int ii = 0; ii < nisa && !use_sgemm; ii++) {
         candidate *x = &cand[nc++];
         memset(x, 0, sizeof *x);
         x->label = ck_isa_name(isas[ii]);

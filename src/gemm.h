@@ -59,11 +59,12 @@ void ck_gemm_pack_b(const ck_kernels *kern, size_t k, size_t n, const float *src
 int ck_gemm_workspace_size(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
                            size_t *bytes);
 
-/* Runs the problem. threads > 1 opens one OpenMP parallel region of that many threads; threads
- * == 1 runs on the calling thread without opening any region, so algorithms may call it from
- * inside their own parallel region with a per-thread slice of workspace. The result is bitwise
- * identical for any thread count (no thread splits the k sum). workspace holds at least
- * ck_gemm_workspace_size bytes (any alignment). m, n or k == 0 is valid. */
+/* Runs the problem. threads > 1 opens one OpenMP parallel region of at most that many threads
+ * (fewer when the product is small: about 10 MFLOP per thread); threads == 1 runs on the calling
+ * thread without opening any region, so algorithms may call it from inside their own parallel
+ * region with a per-thread slice of workspace. The result is bitwise identical for any thread
+ * count (no thread splits the k sum). workspace holds at least ck_gemm_workspace_size bytes (any
+ * alignment). m, n or k == 0 is valid; k == 0 or alpha == 0 reads neither A nor B. */
 void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
                      void *workspace);
 
@@ -77,10 +78,11 @@ void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, 
                                float *c, size_t ldc, const ck_gemm_epilogue *ep);
 
 /* Direct micro-kernel: the GEMM micro-kernel's tile read from unpacked row-major operands,
- * element (i, k) of A at a[i*lda + k] and (k, j) of B at b[k*ldb + j], for problems too small to
- * repay packing. Same bounds (mr <= MR, nr <= NR of the table), same epilogue, same arithmetic as
- * the table's kernel, so a problem of one KC block gives the same bits either way. Reads exactly
- * rows i < mr of A, columns j < nr of B and k < kc. */
+ * element (i, k) of A at a[i*lda + k] and (k, j) of B at b[k*ldb + j] (a packed B panel is the
+ * case ldb = NR). The engine uses it where packing costs more than it saves: tiny products (A
+ * and B in place) and narrow ones (A in place). Same bounds (mr <= MR, nr <= NR of the table),
+ * same epilogue and same arithmetic as the table's kernel, so a KC block gives the same bits
+ * either way. Reads exactly rows i < mr of A, columns j < nr of B and k < kc. */
 typedef void (*ck_gemm_direct_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
                                   const float *b, size_t ldb, float *c, size_t ldc,
                                   const ck_gemm_epilogue *ep);

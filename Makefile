@@ -27,5 +27,11 @@ bench: build
 	$(BUILD)/bench/convkit-bench conv --suite bench/layers.csv $(BENCH_ARGS) \
 	  --csv bench/results/conv.csv
 
+# Cross-build for aarch64, then every suite and a bench check under qemu-user (tools/test-arm.sh).
+BUILD_ARM ?= build-arm
+.PHONY: test-arm
+test-arm:
+	@BUILD_ARM=$(BUILD_ARM) JOBS=$(JOBS) CMAKE_FLAGS="$(CMAKE_FLAGS)" sh tools/test-arm.sh
+
 clean:
 	rm -rf $(BUILD)

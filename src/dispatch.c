@@ -8,6 +8,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define CK_X86 1
 #include <cpuid.h>
+#else
+#define CK_X86 0
 #endif
 
 /* ---- Tables ------------------------------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "internal.h"
 #include "kernels.h"
 
@@ -18,9 +19,18 @@
  * cache a size aims at (see ck_kernels in kernels.h). */
 
 const ck_kernels ck_kernels_generic = {
-    .isa = CK_ISA_GENERIC, .name = "generic",
+    .isa = CK_ISA_GENERIC,
+    .name = "generic",
 
-    /* packed GEMM: not built yet */
+    /* packed GEMM: KC x NR of B (8 KiB) in L1, MC x KC of A (128 KiB) in L2, KC x NC of B (2 MiB)
+       in L3 */
+    .gemm = ck_f32_gemm_4x8__generic,
+    .gemm_name = "ck_f32_gemm_4x8__generic",
+    .mr = 4,
+    .nr = 8,
+    .mc = 128,
+    .kc = 256,
+    .nc = 2048,
 
     /* indirect GEMM: not built yet */
 
@@ -29,9 +39,17 @@ const ck_kernels ck_kernels_generic = {
 
 #ifdef CK_HAVE_AVX2
 const ck_kernels ck_kernels_avx2 = {
-    .isa = CK_ISA_AVX2, .name = "avx2",
+    .isa = CK_ISA_AVX2,
+    .name = "avx2",
 
-    /* packed GEMM: not built yet */
+    /* packed GEMM: KC x NR of B in L1 (16 KiB), MC x KC of A in L2, KC x NC of B in L3 */
+    .gemm = ck_f32_gemm_6x16__avx2,
+    .gemm_name = "ck_f32_gemm_6x16__avx2",
+    .mr = 6,
+    .nr = 16,
+    .mc = 300,
+    .kc = 256,
+    .nc = 4096,
 
     /* indirect GEMM: not built yet */
 
@@ -41,9 +59,17 @@ const ck_kernels ck_kernels_avx2 = {
 
 #ifdef CK_HAVE_AVX512
 const ck_kernels ck_kernels_avx512 = {
-    .isa = CK_ISA_AVX512, .name = "avx512",
+    .isa = CK_ISA_AVX512,
+    .name = "avx512",
 
-    /* packed GEMM: not built yet */
+    /* packed GEMM: KC x NR of B in L1 (32 KiB of 48), MC x KC of A in L2, KC x NC of B in L3 */
+    .gemm = ck_f32_gemm_14x32__avx512,
+    .gemm_name = "ck_f32_gemm_14x32__avx512",
+    .mr = 14,
+    .nr = 32,
+    .mc = 420,
+    .kc = 256,
+    .nc = 4096,
 
     /* indirect GEMM: not built yet */
 

@@ -61,4 +61,13 @@ int ck_gemm_workspace_size(const ck_kernels *kern, const ck_gemm_problem *p, int
 void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threads,
                      void *workspace);
 
+/* ---- Micro-kernels of the packed GEMM (contract: ck_gemm_ukernel in kernels.h) ------------ */
+
+void ck_f32_gemm_4x8__generic(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                              float *c, size_t ldc, const ck_gemm_epilogue *ep);
+void ck_f32_gemm_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                            float *c, size_t ldc, const ck_gemm_epilogue *ep);
+void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                               float *c, size_t ldc, const ck_gemm_epilogue *ep);
+
 #endif

@@ -1,0 +1,124 @@
+/* Packed-GEMM micro-kernel for AVX-512F: MR = 14 rows x NR = 32 columns (two zmm per row).
+ *
+ * 28 accumulators, two B vectors and the A broadcasts (folded into the FMAs as {1to16} memory
+ * operands) fit the 32 zmm registers; 28 independent FMA chains cover the FMA latency (4) times
+ * the two FMA ports with room to spare.
+ *
+ * Edge tiles use the same code specialised at compile time for the rows (1..14) and vectors (1 or
+ * 2) they need, so a short edge costs only its own FMAs; the last vector is stored (and C read)
+ * through a lane mask, and nothing outside the mr x nr tile or the kc*MR / kc*NR panels is read.
+ */
+#include <immintrin.h>
+
+#include "../gemm.h"
+
+#define MR 14
+#define NR 32
+
+static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, size_t kc,
+                                                       const float *a, const float *b, float *c,
+                                                       size_t ldc, const ck_gemm_epilogue *ep,
+                                                       __mmask16 last_mask) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 14
+  for (int i = 0; i < rows; i++) {
+    acc[i][0] = _mm512_setzero_ps();
+    acc[i][1] = _mm512_setzero_ps();
+  }
+  /* C is written at the end: fetch its lines while the k loop runs */
+#pragma GCC unroll 14
+  for (int i = 0; i < rows; i++) {
+    _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+    if (vecs == 2) _mm_prefetch((const char *)(c + (size_t)i * ldc + 31), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
+  for (size_t k = 0; k < kc; k++) {
+    const __m512 b0 = _mm512_loadu_ps(b);
+    const __m512 b1 = vecs == 2 ? _mm512_loadu_ps(b + 16) : b0;
+#pragma GCC unroll 14
+    for (int i = 0; i < rows; i++) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      if (vecs == 2) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  const __m512 alpha = _mm512_set1_ps(ep->alpha), beta = _mm512_set1_ps(ep->beta);
+  const __m512 lo = _mm512_set1_ps(ep->min), hi = _mm512_set1_ps(ep->max);
+  const int scale = ep->alpha != 1.0f, add_c = ep->beta != 0.0f;
+  const int clamp = ep->min != -__builtin_inff() || ep->max != __builtin_inff();
+  __m512 bias_col[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  if (ep->bias_col) {
+    for (int v = 0; v < vecs; v++)
+      bias_col[v] =
+          _mm512_maskz_loadu_ps(v + 1 == vecs ? last_mask : 0xFFFF, ep->bias_col + 16 * v);
+  }
+#pragma GCC unroll 14
+  for (int i = 0; i < rows; i++) {
+    float *ci = c + (size_t)i * ldc;
+    const __m512 bias_row = ep->bias_row ? _mm512_set1_ps(ep->bias_row[i]) : _mm512_setzero_ps();
+    for (int v = 0; v < vecs; v++) {
+      const __mmask16 m = v + 1 == vecs ? last_mask : 0xFFFF;
+      __m512 x = acc[i][v];
+      if (scale) x = _mm512_mul_ps(alpha, x);
+      if (add_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, ci + 16 * v), x);
+      if (ep->bias_row) x = _mm512_add_ps(x, bias_row);
+      if (ep->bias_col) x = _mm512_add_ps(x, bias_col[v]);
+      if (clamp) x = _mm512_min_ps(hi, _mm512_max_ps(lo, x)); /* NaN in x survives both */
+      _mm512_mask_storeu_ps(ci + 16 * v, m, x);
+    }
+  }
+}
+
+void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                               float *c, size_t ldc, const ck_gemm_epilogue *ep) {
+  const size_t last = (nr - 1) % 16 + 1; /* lanes of the last vector: 1..16 */
+  const __mmask16 mask = (__mmask16)(0xFFFFu >> (16 - last));
+  const int two = nr > 16;
+  switch (mr) {
+  case 14:
+    two ? tile(14, 2, kc, a, b, c, ldc, ep, mask) : tile(14, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 13:
+    two ? tile(13, 2, kc, a, b, c, ldc, ep, mask) : tile(13, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 12:
+    two ? tile(12, 2, kc, a, b, c, ldc, ep, mask) : tile(12, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 11:
+    two ? tile(11, 2, kc, a, b, c, ldc, ep, mask) : tile(11, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 10:
+    two ? tile(10, 2, kc, a, b, c, ldc, ep, mask) : tile(10, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 9:
+    two ? tile(9, 2, kc, a, b, c, ldc, ep, mask) : tile(9, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 8:
+    two ? tile(8, 2, kc, a, b, c, ldc, ep, mask) : tile(8, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 7:
+    two ? tile(7, 2, kc, a, b, c, ldc, ep, mask) : tile(7, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 6:
+    two ? tile(6, 2, kc, a, b, c, ldc, ep, mask) : tile(6, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 5:
+    two ? tile(5, 2, kc, a, b, c, ldc, ep, mask) : tile(5, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 4:
+    two ? tile(4, 2, kc, a, b, c, ldc, ep, mask) : tile(4, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 3:
+    two ? tile(3, 2, kc, a, b, c, ldc, ep, mask) : tile(3, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  case 2:
+    two ? tile(2, 2, kc, a, b, c, ldc, ep, mask) : tile(2, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  default:
+    two ? tile(1, 2, kc, a, b, c, ldc, ep, mask) : tile(1, 1, kc, a, b, c, ldc, ep, mask);
+    break;
+  }
+}

@@ -1,0 +1,164 @@
+/* Every ISA's packed-GEMM micro-kernel against the generic (reference) kernel, on full and edge
+ * tiles: every mr <= MR and nr <= NR, kc = 1, odd kc, every epilogue. Buffers are allocated to
+ * their exact sizes so the sanitizer build catches any read past a panel, a bias or C. */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ck_test.h"
+#include "gemm.h"
+#include "kernels.h"
+
+/* The tables this machine runs whose GEMM kernel exists (NEON on ARM, AVX2/AVX-512 on x86). */
+static int tables(const ck_kernels **out) {
+  ck_isa isas[8];
+  int n = ckt_available_isas(isas, 8), count = 0;
+  for (int i = 0; i < n; i++) {
+    const ck_kernels *k = ck_kernels_for(isas[i]);
+    if (k && k->gemm) out[count++] = k;
+  }
+  return count;
+}
+
+/* A packed panel of w interleaved rows from logical x (rows x kc, row-major); rows past `rows`
+ * hold `pad` (the contract allows any finite value there). Exactly kc*w floats. */
+static float *panel(const float *x, size_t rows, size_t kc, size_t w, float pad) {
+  float *p = malloc(kc * w * sizeof(float));
+  for (size_t k = 0; k < kc; k++)
+    for (size_t i = 0; i < w; i++) p[k * w + i] = i < rows ? x[i * kc + k] : pad;
+  return p;
+}
+
+typedef struct {
+  float alpha, beta;
+  int bias_row, bias_col;
+  float min, max;
+  int nan_c; /* C starts as NaN (with beta == 0 it must not show) */
+} epi_case;
+
+/* C (mr x nr, ldc) by the generic kernel, in its own 4x8 sub-tiles. */
+static void generic_tile(size_t mr, size_t nr, size_t kc, const float *a, const float *bt, float *c,
+                         size_t ldc, const ck_gemm_epilogue *ep) {
+  const ck_kernels *g = ck_kernels_for(CK_ISA_GENERIC);
+  const size_t gmr = (size_t)g->mr, gnr = (size_t)g->nr;
+  for (size_t i = 0; i < mr; i += gmr)
+    for (size_t j = 0; j < nr; j += gnr) {
+      size_t h = mr - i < gmr ? mr - i : gmr, w = nr - j < gnr ? nr - j : gnr;
+      float *ap = panel(a + i * kc, h, kc, gmr, 0), *bp = panel(bt + j * kc, w, kc, gnr, 0);
+      ck_gemm_epilogue e = *ep;
+      if (e.bias_row) e.bias_row += i;
+      if (e.bias_col) e.bias_col += j;
+      g->gemm(h, w, kc, ap, bp, c + i * ldc + j, ldc, &e);
+      free(ap);
+      free(bp);
+    }
+}
+
+/* One tile: returns 0 or writes a sentence. a is mr x kc, bt is B transposed (nr x kc). */
+static int check_tile(const ck_kernels *kern, size_t mr, size_t nr, size_t kc, const epi_case *ec,
+                      uint64_t *st, char *msg, size_t len) {
+  const size_t MR = (size_t)kern->mr, NR = (size_t)kern->nr, ldc = nr + 5;
+  float *a = malloc(mr * kc * sizeof(float)), *bt = malloc(nr * kc * sizeof(float));
+  ckt_fill(a, mr * kc, st);
+  ckt_fill(bt, nr * kc, st);
+  if (ec->min == 0.0f && mr > 1) a[kc] = NAN; /* a NaN row must survive the clamp */
+  float *ap = panel(a, mr, kc, MR, 0.75f), *bp = panel(bt, nr, kc, NR, -0.5f);
+  float *brow = malloc(mr * sizeof(float)), *bcol = malloc(nr * sizeof(float));
+  ckt_fill(brow, mr, st);
+  ckt_fill(bcol, nr, st);
+  /* C is allocated to end at the tile's last element (no slack for an over-read) */
+  const size_t c_len = (mr - 1) * ldc + nr;
+  float *c = malloc(c_len * sizeof(float)), *want = malloc(c_len * sizeof(float));
+  ckt_fill(c, c_len, st);
+  for (size_t i = 0; i < mr; i++)
+    for (size_t j = 0; j < nr; j++)
+      if (ec->nan_c) c[i * ldc + j] = NAN;
+  memcpy(want, c, c_len * sizeof(float));
+  ck_gemm_epilogue ep = {
+      ec->alpha, ec->beta, ec->bias_row ? brow : NULL, ec->bias_col ? bcol : NULL,
+      ec->min,   ec->max};
+  generic_tile(mr, nr, kc, a, bt, want, ldc, &ep);
+  kern->gemm(mr, nr, kc, ap, bp, c, ldc, &ep);
+  int bad = 0;
+  for (size_t x = 0; x < c_len && !bad; x++) {
+    size_t i = x / ldc, j = x % ldc;
+    if (j >= nr) { /* between rows: must be untouched */
+      if (memcmp(&c[x], &want[x], sizeof(float)) != 0) {
+        snprintf(msg, len, "C(%zu,%zu) is outside the %zu x %zu tile but was written", i, j, mr,
+                 nr);
+        bad = 1;
+      }
+      continue;
+    }
+    double mag = 0;
+    for (size_t k = 0; k < kc; k++) mag += fabs((double)a[i * kc + k] * bt[j * kc + k]);
+    /* |beta * c| <= 2 and the two biases <= 2 */
+    double tol = (double)(kc + 4) * FLT_EPSILON * (mag * fabs(ec->alpha) + 4.0);
+    int same_nan = isnan(c[x]) && isnan(want[x]);
+    if (!same_nan && !(fabs((double)c[x] - want[x]) <= tol)) {
+      snprintf(msg, len, "C(%zu,%zu) = %.9g, generic kernel %.9g", i, j, c[x], want[x]);
+      bad = 1;
+    }
+  }
+  free(a), free(bt), free(ap), free(bp), free(brow), free(bcol), free(c), free(want);
+  return bad;
+}
+
+Test(kernels_gemm, every_isa_matches_generic_on_full_and_edge_tiles) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  cr_assert(nt >= 1);
+  static const epi_case epis[] = {
+      {1, 0, 0, 0, -INFINITY, INFINITY, 1}, /* plain store, NaN in C ignored */
+      {1, 1, 0, 0, -INFINITY, INFINITY, 0}, /* accumulate (a later KC block) */
+      {-0.5f, 2, 1, 0, -INFINITY, INFINITY, 0},
+      {1.5f, 0, 0, 1, 0, INFINITY, 0},  /* ReLU with column bias, NaN row */
+      {1, 0.25f, 1, 1, -0.3f, 0.4f, 0}, /* clamp */
+  };
+  static const size_t kcs[] = {1, 2, 3, 17, 64, 257};
+  uint64_t st = 2024;
+  char msg[256];
+  for (int t = 0; t < nt; t++) {
+    const ck_kernels *k = tabs[t];
+    int failures = 0;
+    for (size_t mr = 1; mr <= (size_t)k->mr; mr++)
+      for (size_t nr = 1; nr <= (size_t)k->nr; nr++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          /* all kc on full and edge rows/columns of each kind; the middle of the grid sees a
+           * rotating subset, which keeps the suite fast */
+          int corner = mr == 1 || nr == 1 || mr == (size_t)k->mr || nr == (size_t)k->nr;
+          if (!corner && (mr + nr + ki) % 5 != 0) continue;
+          const epi_case *ec = &epis[(mr * 7 + nr * 3 + ki) % (sizeof epis / sizeof epis[0])];
+          if (check_tile(k, mr, nr, kcs[ki], ec, &st, msg, sizeof msg) && failures++ < 5)
+            cr_expect(0, "%s: mr %zu nr %zu kc %zu alpha %g beta %g: %s", k->gemm_name, mr, nr,
+                      kcs[ki], ec->alpha, ec->beta, msg);
+        }
+    cr_expect_eq(failures, 0, "%s: %d failing tiles", k->gemm_name, failures);
+  }
+}
+
+Test(kernels_gemm, every_epilogue_on_full_tiles) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const epi_case epis[] = {
+      {1, 0, 0, 0, -INFINITY, INFINITY, 1},  {1, 1, 0, 0, -INFINITY, INFINITY, 0},
+      {2, -1, 1, 0, -INFINITY, INFINITY, 0}, {1, 0, 0, 1, -INFINITY, INFINITY, 0},
+      {1, 0, 1, 1, 0, INFINITY, 1},          {0.5f, 0.5f, 0, 0, -0.1f, 0.1f, 0},
+  };
+  uint64_t st = 5;
+  char msg[256];
+  for (int t = 0; t < nt; t++)
+    for (size_t e = 0; e < sizeof epis / sizeof epis[0]; e++)
+      for (size_t kc = 1; kc <= 9; kc += 4) {
+        const ck_kernels *k = tabs[t];
+        size_t mr = (size_t)k->mr, nr = (size_t)k->nr;
+        cr_expect(!check_tile(k, mr, nr, kc, &epis[e], &st, msg, sizeof msg),
+                  "%s: epilogue %zu, kc %zu: %s", k->gemm_name, e, kc, msg);
+        cr_expect(!check_tile(k, mr - 1 ? mr - 1 : 1, nr - 1 ? nr - 1 : 1, kc, &epis[e], &st, msg,
+                              sizeof msg),
+                  "%s: epilogue %zu, kc %zu (edge): %s", k->gemm_name, e, kc, msg);
+      }
+}

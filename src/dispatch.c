@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "igemm.h"
 #include "internal.h"
 #include "kernels.h"
 
@@ -32,9 +33,18 @@ const ck_kernels ck_kernels_generic = {
     .kc = 256,
     .nc = 2048,
 
-    /* indirect GEMM: not built yet */
+    /* indirect GEMM: a 4x8 tile of scalars */
+    .igemm = ck_f32_igemm_4x8__generic,
+    .igemm_name = "ck_f32_igemm_4x8__generic",
+    .igemm_mr = 4,
+    .igemm_nr = 8,
 
-    /* depthwise: not built yet */
+    /* depthwise: blocks of 8 channels; 9 and 25 taps single pass, any other count multi-pass */
+    .dwconv_3x3 = ck_f32_dwconv_9p8c__generic,
+    .dwconv_5x5 = ck_f32_dwconv_25p8c__generic,
+    .dwconv_any = ck_f32_dwconv_mp8c__generic,
+    .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}8c__generic",
+    .dw_cb = 8,
 };
 
 #ifdef CK_HAVE_AVX2
@@ -51,9 +61,18 @@ const ck_kernels ck_kernels_avx2 = {
     .kc = 256,
     .nc = 4096,
 
-    /* indirect GEMM: not built yet */
+    /* indirect GEMM: 6 pixels x 16 channels, 12 ymm accumulators */
+    .igemm = ck_f32_igemm_6x16__avx2,
+    .igemm_name = "ck_f32_igemm_6x16__avx2",
+    .igemm_mr = 6,
+    .igemm_nr = 16,
 
-    /* depthwise: not built yet */
+    /* depthwise: blocks of 8 channels; 9 and 25 taps single pass, any other count multi-pass */
+    .dwconv_3x3 = ck_f32_dwconv_9p8c__avx2,
+    .dwconv_5x5 = ck_f32_dwconv_25p8c__avx2,
+    .dwconv_any = ck_f32_dwconv_mp8c__avx2,
+    .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}8c__avx2",
+    .dw_cb = 8,
 };
 #endif
 
@@ -71,9 +90,18 @@ const ck_kernels ck_kernels_avx512 = {
     .kc = 256,
     .nc = 4096,
 
-    /* indirect GEMM: not built yet */
+    /* indirect GEMM: 14 pixels x 32 channels, 28 zmm accumulators */
+    .igemm = ck_f32_igemm_14x32__avx512,
+    .igemm_name = "ck_f32_igemm_14x32__avx512",
+    .igemm_mr = 14,
+    .igemm_nr = 32,
 
-    /* depthwise: not built yet */
+    /* depthwise: blocks of 16 channels; 9 and 25 taps single pass, any other count multi-pass */
+    .dwconv_3x3 = ck_f32_dwconv_9p16c__avx512,
+    .dwconv_5x5 = ck_f32_dwconv_25p16c__avx512,
+    .dwconv_any = ck_f32_dwconv_mp16c__avx512,
+    .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}16c__avx512",
+    .dw_cb = 16,
 };
 #endif
 

@@ -57,6 +57,10 @@ typedef struct {
  *   a: ks*MR pointers, tap-major: a[t*MR + i] is the row of pixel i for tap t (i < mr are read;
  *      entries i >= mr are never dereferenced). A pointer equal to `zero` is read as is; any
  *      other pointer is read at (const char *)a[...] + a_offset. Each row supplies kc floats.
+ *      That sum is an integer sum modulo 2^64: the stored pointers are positions relative to a
+ *      base chosen at plan time, not addresses of objects, and a_offset may be "negative"
+ *      (see igemm.h). Kernels compute it as (const float *)((uintptr_t)a[...] + a_offset),
+ *      never as C pointer arithmetic, which would be undefined (UBSan flags the wrap).
  *   zero: kc floats of 0.0f (padding taps point here).
  *   w: packed weights of one NR-channel block: NR bias values, then ks*kc*NR weights, element
  *      (t, k, j) at w[NR + (t*kc + k)*NR + j]; columns j >= nr are zero-padded by the packer.
@@ -70,9 +74,10 @@ typedef void (*ck_igemm_ukernel)(size_t mr, size_t nr, size_t kc, size_t ks, con
 
 /* For each output pixel p < pixels and channel c < channels:
  *   out[p*output_stride + c] = clamp(bias[c] + sum over taps t < ks of in(p, t)[c] * w(t)[c])
- *   input: pixel p's taps are the ks pointers input[p*input_stride + t] (input_stride >= ks is
- *      in pointers; overlapping windows may share pointers). A pointer equal to `zero` is read
- *      as is, any other at (const char *)ptr + input_offset; each supplies `channels` floats.
+ *   input: pixel p's taps are the ks pointers input[p*input_stride + t] (input_stride >= 1 is
+ *      in pointers; it may be below ks: overlapping windows share pointers). A pointer equal to
+ *      `zero` is read as is, any other at (const char *)ptr + input_offset, an integer sum
+ *      modulo 2^64 as for igemm; each supplies `channels` floats.
  *   zero: `channels` floats of 0.0f.
  *   weights: per block of CB channels (CB = the table's dw_cb): CB bias values, then ks*CB
  *      weights, tap-major; the last block is zero-padded to CB by the packer.

@@ -1,0 +1,64 @@
+/* igemm micro-kernel, AVX2+FMA: a tile of 6 output pixels x 16 channels (12 ymm accumulators,
+ * 2 for the weights, 1 for the broadcast input: 15 of the 16 registers). Per channel k: 2 weight
+ * loads, 6 broadcasts, 12 FMAs. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "igemm.h"
+
+enum { MR = 6 };
+
+/* Lanes j < n set: a window of 8 into -1 x 8, 0 x 8. */
+static inline __m256i lanes(size_t n) {
+  static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - n));
+}
+
+void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+                             size_t a_offset, const float *zero, const float *w, float *c,
+                             size_t cm_stride, const ck_clamp_params *p) {
+  __m256 acc0[MR], acc1[MR];
+  const __m256 bias0 = _mm256_loadu_ps(w), bias1 = _mm256_loadu_ps(w + 8);
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) acc0[i] = bias0, acc1[i] = bias1;
+  w += 16;
+  do {
+    /* Rows past mr repeat row 0: computed, never stored, and a[i >= mr] is never read. */
+    const float *r[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+      const float *ai = (size_t)i < mr ? a[i] : a[0];
+      r[i] = ai == zero ? zero : (const float *)((uintptr_t)ai + a_offset);
+    }
+    a += MR;
+    for (size_t k = 0; k < kc; k++) {
+      const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+      w += 16;
+#pragma GCC unroll 6
+      for (int i = 0; i < MR; i++) {
+        const __m256 x = _mm256_broadcast_ss(r[i] + k);
+        acc0[i] = _mm256_fmadd_ps(x, w0, acc0[i]);
+        acc1[i] = _mm256_fmadd_ps(x, w1, acc1[i]);
+      }
+    }
+  } while (--ks != 0);
+
+  /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */
+  const __m256 vmin = _mm256_set1_ps(p->min), vmax = _mm256_set1_ps(p->max);
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) {
+    if ((size_t)i >= mr) break;
+    float *ci = c + (size_t)i * cm_stride;
+    const __m256 v0 = _mm256_min_ps(vmax, _mm256_max_ps(vmin, acc0[i]));
+    const __m256 v1 = _mm256_min_ps(vmax, _mm256_max_ps(vmin, acc1[i]));
+    if (nr == 16) {
+      _mm256_storeu_ps(ci, v0);
+      _mm256_storeu_ps(ci + 8, v1);
+    } else if (nr >= 8) {
+      _mm256_storeu_ps(ci, v0);
+      _mm256_maskstore_ps(ci + 8, lanes(nr - 8), v1);
+    } else {
+      _mm256_maskstore_ps(ci, lanes(nr), v0);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/* igemm micro-kernel, AVX-512F: a tile of 14 output pixels x 32 channels (28 zmm accumulators,
+ * 2 for the weights, 1 for the broadcast input). Per channel k: 2 weight loads, 14 broadcasts and
+ * 28 FMAs, so the two FMA ports, not the loads, set the pace; the 14 rows keep the weight stream
+ * at 2/14 byte per flop, low enough to come from L2. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "igemm.h"
+
+enum { MR = 14 };
+
+void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+                                size_t a_offset, const float *zero, const float *w, float *c,
+                                size_t cm_stride, const ck_clamp_params *p) {
+  __m512 acc0[MR], acc1[MR];
+  const __m512 bias0 = _mm512_loadu_ps(w), bias1 = _mm512_loadu_ps(w + 16);
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; i++) acc0[i] = bias0, acc1[i] = bias1;
+  w += 32;
+  do {
+    /* Rows past mr repeat row 0: computed, never stored, and a[i >= mr] is never read. */
+    const float *r[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+      const float *ai = (size_t)i < mr ? a[i] : a[0];
+      r[i] = ai == zero ? zero : (const float *)((uintptr_t)ai + a_offset);
+    }
+    a += MR;
+    for (size_t k = 0; k < kc; k++) {
+      const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
+      w += 32;
+#pragma GCC unroll 14
+      for (int i = 0; i < MR; i++) {
+        const __m512 x = _mm512_set1_ps(r[i][k]);
+        acc0[i] = _mm512_fmadd_ps(x, w0, acc0[i]);
+        acc1[i] = _mm512_fmadd_ps(x, w1, acc1[i]);
+      }
+    }
+  } while (--ks != 0);
+
+  /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */
+  const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);
+  const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+#pragma GCC unroll 14
+  for (int i = 0; i < MR; i++) {
+    if ((size_t)i >= mr) break;
+    float *ci = c + (size_t)i * cm_stride;
+    _mm512_mask_storeu_ps(ci, m0, _mm512_min_ps(vmax, _mm512_max_ps(vmin, acc0[i])));
+    _mm512_mask_storeu_ps(ci + 16, m1, _mm512_min_ps(vmax, _mm512_max_ps(vmin, acc1[i])));
+  }
+}

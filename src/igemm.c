@@ -1,0 +1,109 @@
+/* The indirect GEMM engine: indirection base, weight packing, and the parallel tile loop. */
+#include "igemm.h"
+
+#include <string.h>
+
+#include "internal.h"
+
+/* Bytes of packed weights one chunk of NR-channel blocks may take. A chunk's blocks stay in L2
+ * while every pixel tile of a unit streams past them (each tile's input rows stay in L1 across
+ * the chunk's blocks); half of a 1-2 MiB L2 leaves room for the input rows. */
+#define CK_IGEMM_L2_WEIGHT_BYTES (768u * 1024u)
+
+/* Work units per thread: enough that a thread stalled by another process (a scheduler slice)
+ * leaves most of its share to be taken by the others, few enough that the dynamic schedule
+ * costs nothing next to a unit. */
+#define CK_IGEMM_UNITS_PER_THREAD 8
+
+uintptr_t ck_indirection_base(const float *zero, size_t zero_bytes, size_t span_bytes) {
+  const uintptr_t z = (uintptr_t)zero, low = CK_ALIGNMENT;
+  if (span_bytes <= UINTPTR_MAX - low && z >= low + span_bytes) return low;
+  return z + zero_bytes;
+}
+
+void ck_igemm_pack(size_t nr, size_t n, size_t ks, size_t kc, const float *filter,
+                   const float *bias, float *packed) {
+  const size_t blocks = (n + nr - 1) / nr;
+  for (size_t b = 0; b < blocks; b++) {
+    float *w = packed + b * ck_igemm_block_floats(nr, ks, kc);
+    const size_t j0 = b * nr, cols = ck_min_size(nr, n - j0);
+    memset(w, 0, ck_igemm_block_floats(nr, ks, kc) * sizeof(float));
+    for (size_t j = 0; j < cols; j++) w[j] = bias[j0 + j];
+    w += nr;
+    for (size_t t = 0; t < ks; t++)
+      for (size_t k = 0; k < kc; k++)
+        for (size_t j = 0; j < cols; j++)
+          w[(t * kc + k) * nr + j] = filter[((j0 + j) * kc + k) * ks + t];
+  }
+}
+
+void ck_dwconv_pack(size_t cb, size_t channels, size_t ks, const float *filter, const int *tap_of,
+                    const float *bias, float *packed) {
+  const size_t blocks = (channels + cb - 1) / cb;
+  for (size_t b = 0; b < blocks; b++) {
+    float *w = packed + b * cb * (1 + ks);
+    const size_t c0 = b * cb, cols = ck_min_size(cb, channels - c0);
+    memset(w, 0, cb * (1 + ks) * sizeof(float));
+    for (size_t j = 0; j < cols; j++) w[j] = bias[c0 + j];
+    for (size_t t = 0; t < ks; t++) {
+      const size_t src_tap = tap_of != NULL ? (size_t)tap_of[t] : t;
+      for (size_t j = 0; j < cols; j++) w[cb + t * cb + j] = filter[(c0 + j) * ks + src_tap];
+    }
+  }
+}
+
+/* The loop order of one unit: its pixel tiles outer, its chunk's channel blocks inner, so a
+ * tile's input rows are read from memory once and reused from L1 by every block. */
+static void run_unit(const ck_igemm_op *op, const float *packed, size_t a_offset, float *out,
+                     size_t tile0, size_t tile1, size_t block0, size_t block1) {
+  const ck_kernels *k = op->kern;
+  const size_t MR = (size_t)k->igemm_mr, NR = (size_t)k->igemm_nr;
+  const size_t block_floats = ck_igemm_block_floats(NR, op->ks, op->kc);
+  for (size_t tile = tile0; tile < tile1; tile++) {
+    const size_t p0 = tile * MR, mr = ck_min_size(MR, op->pixels - p0);
+    const float **a = op->indirection + tile * op->ks * MR;
+    for (size_t b = block0; b < block1; b++) {
+      const size_t nr = ck_min_size(NR, op->n - b * NR);
+      k->igemm(mr, nr, op->kc, op->ks, a, a_offset, op->zero, packed + b * block_floats,
+               out + p0 * op->out_stride + b * NR, op->out_stride, &op->clamp);
+    }
+  }
+}
+
+void ck_igemm_run(const ck_igemm_op *op, size_t batch, uintptr_t a_base, size_t a_image_bytes,
+                  float *output, size_t out_image_floats, int threads) {
+  const size_t MR = (size_t)op->kern->igemm_mr, NR = (size_t)op->kern->igemm_nr;
+  const size_t tiles = ck_div_up(op->pixels, MR), blocks = ck_div_up(op->n, NR);
+  const size_t block_bytes = ck_igemm_block_floats(NR, op->ks, op->kc) * sizeof(float);
+
+  /* Channel chunks: as many blocks as fit the L2 budget, evened out. */
+  size_t chunk = ck_min_size(blocks, CK_IGEMM_L2_WEIGHT_BYTES / block_bytes);
+  if (chunk == 0) chunk = 1;
+  const size_t chunks = ck_div_up(blocks, chunk);
+  chunk = ck_div_up(blocks, chunks);
+
+  /* Pixel pieces: split the tiles so that every thread gets several units. The split only
+   * changes which thread computes a tile, never how, so the result does not depend on it. */
+  const size_t coarse = batch * op->groups * chunks;
+  const size_t want = (size_t)threads * CK_IGEMM_UNITS_PER_THREAD;
+  size_t pieces = threads > 1 && coarse < want ? ck_div_up(want, coarse) : 1;
+  if (pieces > tiles) pieces = tiles;
+  const size_t piece = ck_div_up(tiles, pieces);
+  pieces = ck_div_up(tiles, piece);
+  const long units = (long)(coarse * pieces);
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && units > 1)
+  for (long u = 0; u < units; u++) {
+    size_t r = (size_t)u;
+    const size_t pc = r % pieces;
+    r /= pieces;
+    const size_t ch = r % chunks;
+    r /= chunks;
+    const size_t g = r % op->groups, img = r / op->groups;
+    const size_t a_offset = a_base + img * a_image_bytes + g * op->a_group_bytes;
+    const float *packed = op->packed + g * blocks * (block_bytes / sizeof(float));
+    run_unit(op, packed, a_offset, output + img * out_image_floats + g * op->n, pc * piece,
+             ck_min_size(tiles, (pc + 1) * piece), ch * chunk,
+             ck_min_size(blocks, (ch + 1) * chunk));
+  }
+}

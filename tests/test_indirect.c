@@ -1,0 +1,189 @@
+/* The indirect algorithm: shapes that stress its paths (groups, depthwise with and without a
+ * channel multiplier, 1x1, pads larger than the kernel, strides larger than the kernel, dilation,
+ * batch, both layouts) against the reference on every ISA; one plan fed from different input
+ * buffers; thread-count reproducibility; the workspace it asks for; the indirection base. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ck_test.h"
+#include "igemm.h"
+
+typedef struct {
+  int n, c, h, w, m, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, g;
+} shape;
+
+static void desc_of(const shape *s, ck_layout layout, ck_filter_layout fl, ck_activation act,
+                    ck_conv_desc *d) {
+  ck_conv_desc_init(d);
+  d->batch = s->n, d->in_channels = s->c, d->in_height = s->h, d->in_width = s->w;
+  d->out_channels = s->m, d->kernel_height = s->kh, d->kernel_width = s->kw;
+  d->stride_height = s->sh, d->stride_width = s->sw;
+  d->pad_top = s->pt, d->pad_bottom = s->pb, d->pad_left = s->pl, d->pad_right = s->pr;
+  d->dilation_height = s->dh, d->dilation_width = s->dw, d->groups = s->g;
+  d->layout = layout, d->filter_layout = fl, d->activation = act;
+  if (act == CK_ACTIVATION_CLAMP) d->clamp_min = -0.5f, d->clamp_max = 0.75f;
+}
+
+static const shape shapes[] = {
+    /* n  c   h   w   m  kh kw sh sw pt pb pl pr dh dw g */
+    {1, 16, 9, 11, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},   /* 3x3, NR edge (40) */
+    {2, 35, 7, 6, 33, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},    /* 1x1, batch */
+    {1, 12, 8, 8, 18, 3, 3, 2, 2, 5, 4, 6, 3, 1, 1, 3},    /* grouped, pads > kernel */
+    {1, 8, 10, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 8},     /* depthwise 3x3 */
+    {3, 37, 7, 12, 37, 3, 3, 2, 2, 1, 0, 0, 1, 1, 1, 37},  /* depthwise s2, asymmetric */
+    {1, 20, 9, 9, 20, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 20},   /* depthwise 5x5 */
+    {1, 19, 12, 11, 19, 7, 7, 1, 1, 3, 3, 3, 3, 1, 1, 19}, /* depthwise 7x7: multi-pass */
+    {1, 17, 11, 13, 17, 3, 3, 1, 2, 2, 2, 2, 2, 2, 2, 17}, /* depthwise dilated: own windows */
+    {1, 9, 6, 7, 9, 1, 4, 3, 5, 0, 1, 2, 0, 1, 1, 9},      /* depthwise 1x4, stride > kernel */
+    {2, 6, 7, 8, 18, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 6},     /* depthwise, multiplier 3 */
+    {1, 3, 23, 21, 16, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1, 1},   /* conv1-like: C = 3 */
+    {1, 24, 9, 9, 16, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1},    /* atrous */
+    {1, 5, 4, 4, 7, 2, 2, 4, 4, 9, 9, 9, 9, 1, 1, 1},      /* mostly padding */
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},      /* one of everything */
+    {1, 70, 5, 5, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 70},   /* depthwise, 70 channels */
+    {1, 64, 3, 3, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2},    /* groups of 32 channels */
+};
+
+Test(indirect, stress_shapes_match_the_reference_on_every_isa, .timeout = 600) {
+  ck_isa isas[4];
+  const int nisa = ckt_available_isas(isas, 4);
+  char msg[1024];
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    for (int v = 0; v < 4; v++) {
+      ck_conv_desc d;
+      desc_of(&shapes[i], v & 1 ? CK_LAYOUT_NCHW : CK_LAYOUT_NHWC,
+              v & 2 ? CK_FILTER_OHWI : CK_FILTER_OIHW, (ck_activation)(v % 3), &d);
+      for (int j = 0; j < nisa; j++) {
+        const int threads = 1 + (int)(i + (size_t)j + (size_t)v) % 3;
+        cr_assert_eq(ckt_check_conv(&d, CK_ALGO_INDIRECT, isas[j], threads, msg, sizeof msg), 0,
+                     "shape %zu: %s", i, msg);
+      }
+    }
+  }
+}
+
+/* One plan, two input buffers at different addresses holding the same values: the same bits.
+ * (The indirection is built once against a base; only the offset changes per call.) Then a
+ * third buffer with other values gives other results, so the plan does read the new buffer. */
+Test(indirect, one_plan_two_input_buffers_same_bits) {
+  ck_isa isas[4];
+  const int nisa = ckt_available_isas(isas, 4);
+  const int pick[] = {0, 3, 9, 2};
+  for (size_t s = 0; s < sizeof pick / sizeof *pick; s++) {
+    for (int layout = 0; layout < 2; layout++) {
+      ck_conv_desc d;
+      desc_of(&shapes[pick[s]], layout ? CK_LAYOUT_NCHW : CK_LAYOUT_NHWC, CK_FILTER_OIHW,
+              CK_ACTIVATION_NONE, &d);
+      int oh, ow;
+      cr_assert_eq(ck_conv_output_size(&d, &oh, &ow), CK_OK);
+      const size_t nin = (size_t)d.batch * d.in_channels * d.in_height * d.in_width;
+      const size_t nout = (size_t)d.batch * d.out_channels * oh * ow;
+      const size_t nf =
+          (size_t)d.out_channels * (d.in_channels / d.groups) * d.kernel_height * d.kernel_width;
+      float *a = malloc(nin * 4), *b = malloc((nin + 333) * 4), *other = malloc(nin * 4);
+      float *f = malloc(nf * 4), *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+      float *o3 = malloc(nout * 4);
+      uint64_t rng = 3 + s;
+      ckt_fill(a, nin, &rng);
+      ckt_fill(other, nin, &rng);
+      ckt_fill(f, nf, &rng);
+      memcpy(b + 333, a, nin * 4); /* another address, another alignment */
+      for (int j = 0; j < nisa; j++) {
+        ck_plan_options o;
+        ck_plan_options_init(&o);
+        o.algo = CK_ALGO_INDIRECT;
+        o.isa = isas[j];
+        o.threads = 2;
+        ck_plan *p = NULL;
+        cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+        cr_assert_eq(ck_conv_execute(p, a, o1, NULL), CK_OK);
+        cr_assert_eq(ck_conv_execute(p, other, o3, NULL), CK_OK);
+        cr_assert_eq(ck_conv_execute(p, b + 333, o2, NULL), CK_OK);
+        cr_assert(memcmp(o1, o2, nout * 4) == 0, "%s shape %d: two buffers give other bits",
+                  ck_isa_name(isas[j]), pick[s]);
+        cr_assert(memcmp(o1, o3, nout * 4) != 0, "%s shape %d: the plan ignored a new input",
+                  ck_isa_name(isas[j]), pick[s]);
+        ck_plan_destroy(p);
+      }
+      free(a), free(b), free(other), free(f), free(o1), free(o2), free(o3);
+    }
+  }
+}
+
+/* Bitwise identical for 1, 2, 3 and 5 threads on every path (igemm, grouped, depthwise,
+ * multiplier), every ISA. */
+Test(indirect, same_bits_for_any_thread_count) {
+  ck_isa isas[4];
+  const int nisa = ckt_available_isas(isas, 4);
+  const int pick[] = {0, 2, 4, 6, 9};
+  for (size_t s = 0; s < sizeof pick / sizeof *pick; s++) {
+    ck_conv_desc d;
+    desc_of(&shapes[pick[s]], CK_LAYOUT_NHWC, CK_FILTER_OIHW, CK_ACTIVATION_RELU, &d);
+    int oh, ow;
+    cr_assert_eq(ck_conv_output_size(&d, &oh, &ow), CK_OK);
+    const size_t nin = (size_t)d.batch * d.in_channels * d.in_height * d.in_width;
+    const size_t nout = (size_t)d.batch * d.out_channels * oh * ow;
+    const size_t nf =
+        (size_t)d.out_channels * (d.in_channels / d.groups) * d.kernel_height * d.kernel_width;
+    float *in = malloc(nin * 4), *f = malloc(nf * 4), *o1 = malloc(nout * 4);
+    float *ot = malloc(nout * 4);
+    uint64_t rng = 17 + s;
+    ckt_fill(in, nin, &rng);
+    ckt_fill(f, nf, &rng);
+    for (int j = 0; j < nisa; j++) {
+      const int counts[] = {1, 2, 3, 5};
+      for (int t = 0; t < 4; t++) {
+        ck_plan_options o;
+        ck_plan_options_init(&o);
+        o.algo = CK_ALGO_INDIRECT;
+        o.isa = isas[j];
+        o.threads = counts[t];
+        ck_plan *p = NULL;
+        cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+        cr_assert_eq(ck_conv_execute(p, in, t == 0 ? o1 : ot, NULL), CK_OK);
+        if (t > 0)
+          cr_assert(memcmp(o1, ot, nout * 4) == 0, "%s shape %d: 1 and %d threads differ",
+                    ck_isa_name(isas[j]), pick[s], counts[t]);
+        ck_plan_destroy(p);
+      }
+    }
+    free(in), free(f), free(o1), free(ot);
+  }
+}
+
+/* NHWC needs no workspace at all; NCHW needs exactly its two NHWC copies (with the alignment
+ * of each piece and one alignment of slack for an unaligned caller workspace). */
+Test(indirect, workspace_is_the_nchw_copies_only) {
+  for (int layout = 0; layout < 2; layout++) {
+    ck_conv_desc d;
+    desc_of(&shapes[1], layout ? CK_LAYOUT_NCHW : CK_LAYOUT_NHWC, CK_FILTER_OIHW,
+            CK_ACTIVATION_NONE, &d);
+    float f[35 * 33] = {0};
+    ck_plan_options o;
+    ck_plan_options_init(&o);
+    o.algo = CK_ALGO_INDIRECT;
+    ck_plan *p = NULL;
+    cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+    const size_t in_bytes = 2 * 35 * 7 * 6 * 4, out_bytes = 2 * 33 * 7 * 6 * 4;
+    const size_t expect = layout ? (in_bytes + 63) / 64 * 64 + (out_bytes + 63) / 64 * 64 + 64 : 0;
+    cr_assert_eq(ck_plan_workspace_size(p), expect, "%s: workspace %zu, expected %zu",
+                 layout ? "NCHW" : "NHWC", ck_plan_workspace_size(p), expect);
+    ck_plan_destroy(p);
+  }
+}
+
+/* Positions never equal the zero row's address, wherever the zero row lies. */
+Test(indirect, indirection_base_avoids_the_zero_row) {
+  const uintptr_t zeros[] = {64, 100, 4096, 1u << 20, (uintptr_t)1 << 40, UINTPTR_MAX - 4096};
+  const size_t spans[] = {0, 4, 4096, 1u << 20, (size_t)1 << 36};
+  for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++)
+    for (size_t j = 0; j < sizeof spans / sizeof *spans; j++) {
+      const float *zero = (const float *)zeros[i];
+      const uintptr_t base = ck_indirection_base(zero, 256, spans[j]);
+      /* Positions are base + off for off < span: none may be the zero row's address. */
+      const int hits = zeros[i] >= base && zeros[i] - base < spans[j];
+      cr_assert(!hits, "zero row at %#zx, span %zu: base %#zx puts a position on it",
+                (size_t)zeros[i], spans[j], (size_t)base);
+    }
+}

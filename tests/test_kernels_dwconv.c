@@ -1,0 +1,201 @@
+/* The depthwise micro-kernels of every ISA this machine runs against the C reference of the
+ * contract (ck_f32_dwconv_ref): single-pass 9 and 25 taps, multi-pass any tap count, channel
+ * counts around the block, one and several pixels with shared (stride < ks) and own windows,
+ * padding taps at the zero row. Every input row is its own exact allocation (the sanitizers catch
+ * an over-read) and the output has guard values between pixels. */
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ck_test.h"
+#include "igemm.h"
+
+#define GUARD 12345.678f
+
+typedef struct {
+  size_t cb, channels, pixels, ks, stride;
+} shape;
+
+typedef struct {
+  float **rows; /* nrows separate allocations of `channels` floats */
+  size_t nrows;
+  float *zero, *w, *out;
+  const float **ptrs;
+  size_t nptrs, offset, out_stride, nout;
+  double *scale;
+} call;
+
+/* Positions are each row's address minus input_offset, an integer difference (modulo 2^64). */
+#define OFFSET ((size_t)0x7ff0001040)
+
+static const float *at(const float *pos, const call *k) {
+  return pos == k->zero ? pos : (const float *)((uintptr_t)pos + k->offset);
+}
+
+static void make_call(const shape *s, uint64_t *rng, int nan_pixel, call *k) {
+  k->nptrs = (s->pixels - 1) * s->stride + s->ks;
+  k->nrows = k->nptrs;
+  k->rows = malloc(k->nrows * sizeof(float *));
+  for (size_t i = 0; i < k->nrows; i++) {
+    k->rows[i] = malloc(s->channels * sizeof(float));
+    ckt_fill(k->rows[i], s->channels, rng);
+  }
+  k->zero = calloc(s->channels, sizeof(float));
+  const size_t wf = ck_dwconv_packed_floats(s->cb, s->channels, s->ks);
+  k->w = malloc(wf * sizeof(float));
+  ckt_fill(k->w, wf, rng);
+  k->ptrs = malloc(k->nptrs * sizeof(*k->ptrs));
+  k->offset = OFFSET;
+  for (size_t i = 0; i < k->nptrs; i++)
+    k->ptrs[i] = i % 7 == 3 ? k->zero : (const float *)((uintptr_t)k->rows[i] - OFFSET);
+  if (nan_pixel >= 0) k->rows[(size_t)nan_pixel * s->stride][0] = NAN;
+  k->out_stride = s->channels + 5;
+  k->nout = (s->pixels - 1) * k->out_stride + s->channels;
+  k->out = malloc(k->nout * sizeof(float));
+  for (size_t i = 0; i < k->nout; i++) k->out[i] = GUARD;
+  k->scale = calloc(s->pixels * s->channels, sizeof(double));
+  for (size_t p = 0; p < s->pixels; p++)
+    for (size_t c = 0; c < s->channels; c++) {
+      const float *w = k->w + c / s->cb * s->cb * (1 + s->ks) + c % s->cb;
+      double sum = fabs(w[0]);
+      for (size_t t = 0; t < s->ks; t++)
+        sum += fabs((double)at(k->ptrs[p * s->stride + t], k)[c] * w[s->cb + t * s->cb]);
+      k->scale[p * s->channels + c] = sum;
+    }
+}
+
+static void free_call(call *k) {
+  for (size_t i = 0; i < k->nrows; i++) free(k->rows[i]);
+  free(k->rows), free(k->zero), free(k->w), free(k->out), free((void *)k->ptrs), free(k->scale);
+}
+
+static void run(ck_dwconv_ukernel f, const shape *s, call *k, const ck_clamp_params *p) {
+  f(s->channels, s->pixels, s->ks, k->ptrs, s->stride, k->offset, k->zero, k->w, k->out,
+    k->out_stride, p);
+}
+
+static void check(const char *name, ck_dwconv_ukernel f, const shape *s, const ck_clamp_params *p,
+                  int nan_pixel, int exact, uint64_t seed) {
+  uint64_t rng = seed;
+  call k, r;
+  make_call(s, &rng, nan_pixel, &k);
+  rng = seed;
+  make_call(s, &rng, nan_pixel, &r);
+  run(f, s, &k, p);
+  ck_f32_dwconv_ref(s->cb, s->channels, s->pixels, s->ks, r.ptrs, s->stride, r.offset, r.zero, r.w,
+                    r.out, r.out_stride, p);
+  for (size_t i = 0; i < k.nout; i++) {
+    const size_t px = i / k.out_stride, c = i % k.out_stride;
+    if (c >= s->channels) {
+      cr_assert(k.out[i] == GUARD, "%s channels %zu ks %zu: wrote between pixels at %zu", name,
+                s->channels, s->ks, i);
+      continue;
+    }
+    if (isnan(r.out[i])) {
+      cr_assert(isnan(k.out[i]), "%s: pixel %zu channel %zu is %g, reference NaN", name, px, c,
+                k.out[i]);
+      continue;
+    }
+    const double tol = (double)(s->ks + 2) * FLT_EPSILON * k.scale[px * s->channels + c];
+    cr_assert(fabs((double)k.out[i] - r.out[i]) <= tol,
+              "%s channels %zu pixels %zu ks %zu stride %zu: pixel %zu channel %zu is %.9g, "
+              "reference %.9g",
+              name, s->channels, s->pixels, s->ks, s->stride, px, c, k.out[i], r.out[i]);
+    if (exact)
+      cr_assert(memcmp(&k.out[i], &r.out[i], sizeof(float)) == 0,
+                "%s differs from the reference at pixel %zu channel %zu", name, px, c);
+  }
+  free_call(&k);
+  free_call(&r);
+}
+
+static const ck_kernels *tables[4];
+static int ntables;
+
+static void load_tables(void) {
+  ck_isa isas[4];
+  int n = ckt_available_isas(isas, 4);
+  ntables = 0;
+  for (int i = 0; i < n; i++) {
+    const ck_kernels *t = ck_kernels_for(isas[i]);
+    if (t != NULL && t->dwconv_any != NULL) tables[ntables++] = t;
+  }
+}
+
+Test(kernels_dwconv, every_isa_has_depthwise_kernels) {
+  load_tables();
+  ck_isa isas[4];
+  cr_assert_eq(ntables, ckt_available_isas(isas, 4));
+  for (int i = 0; i < ntables; i++)
+    cr_assert(tables[i]->dwconv_3x3 != NULL && tables[i]->dwconv_5x5 != NULL,
+              "%s lacks a single-pass kernel", tables[i]->name);
+}
+
+Test(kernels_dwconv, single_and_multi_pass_against_the_reference) {
+  load_tables();
+  const ck_clamp_params none = {-INFINITY, INFINITY};
+  for (int ti = 0; ti < ntables; ti++) {
+    const ck_kernels *t = tables[ti];
+    const size_t CB = (size_t)t->dw_cb;
+    const size_t channels[] = {1, CB - 1 ? CB - 1 : 1, CB, CB + 1, 2 * CB + 3, 37};
+    const size_t kss[] = {9, 25, 1, 2, 7, 8, 10, 17};
+    const size_t pixels[] = {1, 4, 15};
+    uint64_t seed = 11;
+    for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
+      for (size_t b = 0; b < sizeof kss / sizeof *kss; b++)
+        for (size_t c = 0; c < sizeof pixels / sizeof *pixels; c++) {
+          const size_t ks = kss[b];
+          /* Shared windows (strides 3 and 6 < ks: columns of 3 at input stride 1 and 2) and
+           * windows of their own (stride ks + 1). */
+          const size_t strides[] = {ks > 3 ? 3 : ks, ks > 6 ? 6 : ks, ks + 1};
+          for (size_t d = 0; d < 3; d++) {
+            const shape s = {CB, channels[a], pixels[c], ks, strides[d]};
+            const int exact = t->isa == CK_ISA_GENERIC;
+            check(t->dwconv_name, t->dwconv_any, &s, &none, -1, exact, seed++);
+            if (ks == 9) check(t->dwconv_name, t->dwconv_3x3, &s, &none, -1, exact, seed++);
+            if (ks == 25) check(t->dwconv_name, t->dwconv_5x5, &s, &none, -1, exact, seed++);
+          }
+        }
+  }
+}
+
+Test(kernels_dwconv, clamp_and_nan) {
+  load_tables();
+  const ck_clamp_params clamp = {-0.25f, 0.5f};
+  for (int ti = 0; ti < ntables; ti++) {
+    const ck_kernels *t = tables[ti];
+    const size_t CB = (size_t)t->dw_cb;
+    const shape s9 = {CB, 2 * CB + 1, 3, 9, 3}, s25 = {CB, CB + 2, 2, 25, 5};
+    const shape s12 = {CB, CB + 3, 2, 12, 4};
+    check(t->dwconv_name, t->dwconv_3x3, &s9, &clamp, 1, t->isa == CK_ISA_GENERIC, 3);
+    check(t->dwconv_name, t->dwconv_5x5, &s25, &clamp, 0, t->isa == CK_ISA_GENERIC, 4);
+    check(t->dwconv_name, t->dwconv_any, &s12, &clamp, 1, t->isa == CK_ISA_GENERIC, 5);
+  }
+}
+
+/* The multi-pass kernel carries partial sums through the output; it still gives the bits of the
+ * single-pass kernels, so the kernel choice never changes a result. */
+Test(kernels_dwconv, multi_pass_has_the_bits_of_single_pass) {
+  load_tables();
+  const ck_clamp_params none = {-INFINITY, INFINITY};
+  for (int ti = 0; ti < ntables; ti++) {
+    const ck_kernels *t = tables[ti];
+    const size_t CB = (size_t)t->dw_cb;
+    for (int five = 0; five <= 1; five++) {
+      const shape s = {CB, 3 * CB + 5, 3, five ? 25 : 9, 3};
+      uint64_t rng = 21;
+      call a, b;
+      make_call(&s, &rng, -1, &a);
+      rng = 21;
+      make_call(&s, &rng, -1, &b);
+      run(five ? t->dwconv_5x5 : t->dwconv_3x3, &s, &a, &none);
+      run(t->dwconv_any, &s, &b, &none);
+      cr_assert(memcmp(a.out, b.out, a.nout * sizeof(float)) == 0,
+                "%s: multi-pass and single-pass %zu-tap results differ", t->dwconv_name, s.ks);
+      free_call(&a);
+      free_call(&b);
+    }
+  }
+}

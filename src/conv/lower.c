@@ -1,0 +1,209 @@
+#include "lower.h"
+
+#include <string.h>
+
+/* The t in [0, len) for which 0 <= iw0 + t*step < w, as [*lo, *hi). */
+static inline void valid_range(size_t len, long iw0, long step, long w, size_t *lo, size_t *hi) {
+  long l, h;
+  if (step == 1) { /* no divisions on the common path */
+    l = iw0 >= 0 ? 0 : -iw0;
+    h = w - iw0;
+  } else {
+    l = iw0 >= 0 ? 0 : (-iw0 + step - 1) / step;
+    h = iw0 >= w ? 0 : (w - 1 - iw0) / step + 1;
+  }
+  if (l > (long)len) l = (long)len;
+  if (h > (long)len) h = (long)len;
+  if (h < l) h = l;
+  *lo = (size_t)l;
+  *hi = (size_t)h;
+}
+
+/* Short copies dominate the lowering (a panel row is NR or MR floats): inline 4-float vector
+ * moves (the baseline ISA's width) rather than calls to memcpy. */
+typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
+
+static inline void copy_floats(float *dst, const float *src, size_t n) {
+  size_t t = 0;
+  for (; t + 8 <= n; t += 8) {
+    *(v4f *)(dst + t) = *(const v4f *)(src + t);
+    *(v4f *)(dst + t + 4) = *(const v4f *)(src + t + 4);
+  }
+  for (; t + 4 <= n; t += 4) *(v4f *)(dst + t) = *(const v4f *)(src + t);
+  for (; t < n; t++) dst[t] = src[t];
+}
+
+static inline void zero_floats(float *dst, size_t n) {
+  size_t t = 0;
+  for (; t + 4 <= n; t += 4) *(v4f *)(dst + t) = (v4f){0};
+  for (; t < n; t++) dst[t] = 0.0f;
+}
+
+/* dst[t] = src[iw0 + t*step] for t in [lo, hi), zero elsewhere in [0, len). */
+static inline void copy_range(float *dst, size_t len, const float *src, long iw0, long step,
+                              size_t lo, size_t hi) {
+  zero_floats(dst, lo);
+  if (step == 1) {
+    copy_floats(dst + lo, src + iw0 + (long)lo, hi - lo);
+  } else {
+    for (size_t t = lo; t < hi; t++) dst[t] = src[iw0 + (long)t * step];
+  }
+  zero_floats(dst + hi, len - hi);
+}
+
+void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, const float *src,
+                   size_t src_stride, long iw0, long step, long w) {
+  size_t lo, hi;
+  valid_range(len, iw0, step, w, &lo, &hi);
+  for (size_t c = 0; c < count; c++)
+    copy_range(dst + c * dst_stride, len, src + c * src_stride, iw0, step, lo, hi);
+}
+
+void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs) {
+  for (size_t c = 0; c < cg; c++)
+    for (size_t j = 0; j < pw; j++) dst[c * pw + j] = ptrs[j][c];
+}
+
+/* One cut of the NCHW lowering, the same for every channel: the piece of a panel row at tile
+ * offset `dst` (plus c * cstride for channel c) takes `len` source elements starting at plane
+ * offset `src` (plus t * step), of which [lo, hi) lie inside the image (the rest is padding). */
+typedef struct {
+  size_t dst;
+  long src;
+  unsigned len, lo, hi;
+} cut;
+
+/* Cuts planned per batch: enough to cover a tile's taps for several output rows. */
+#define CUTS 128
+
+/* Applies the cuts to every channel, channel by channel: one input plane at a time is read (its
+ * rows stay in L1 across the cuts) and each channel's rows of the panels are written. */
+static inline __attribute__((always_inline)) void apply_cuts(const cut *cuts, size_t n, size_t pw,
+                                                             long step, size_t cg,
+                                                             const float *in_g, size_t plane,
+                                                             float *dst, size_t cstride) {
+  for (size_t c = 0; c < cg; c++, in_g += plane, dst += cstride) {
+    for (size_t e = 0; e < n; e++) {
+      const cut *x = &cuts[e];
+      float *out = dst + x->dst;
+      if (step == 1 && x->len == pw && x->lo == 0 && x->hi == pw) {
+        copy_floats(out, in_g + x->src, pw);
+      } else {
+        zero_floats(out, x->lo);
+        if (step == 1) {
+          copy_floats(out + x->lo, in_g + x->src + (long)x->lo, x->hi - x->lo);
+        } else {
+          for (size_t t = x->lo; t < x->hi; t++) out[t] = in_g[x->src + (long)t * step];
+        }
+        zero_floats(out + x->hi, x->len - x->hi);
+      }
+    }
+  }
+}
+
+/* The cuts follow the output rows the tile covers, the taps, and the panel boundaries; they are
+ * planned once and applied to every channel. pw is a constant in the specialized callers. */
+static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_problem *pb,
+                                                             const float *in_g, size_t p0,
+                                                             size_t np, ck_tap_range taps,
+                                                             size_t pw, float *dst) {
+  const ck_conv_desc *d = &pb->d;
+  const long H = d->in_height, W = d->in_width, OW = pb->out_w;
+  const long sh = d->stride_height, sw = d->stride_width;
+  const long dh = d->dilation_height, dw = d->dilation_width;
+  const long pt = d->pad_top, pl = d->pad_left;
+  const size_t cg = (size_t)pb->cin_g, nkh = (size_t)taps.nkh, nkw = (size_t)taps.nkw;
+  const size_t kdim = cg * nkh * nkw, pstride = kdim * pw, cstride = nkh * nkw * pw;
+  const size_t plane = (size_t)(H * W);
+  const size_t tail = np % pw;
+  if (tail) { /* columns past the tile in its last panel */
+    float *panel = dst + np / pw * pstride;
+    for (size_t k = 0; k < kdim; k++) zero_floats(panel + k * pw + tail, pw - tail);
+  }
+  cut cuts[CUTS];
+  size_t n = 0;
+  for (size_t i = 0; i < np;) {
+    const size_t p = p0 + i;
+    const long oh = (long)(p / (size_t)OW), ow0 = (long)(p % (size_t)OW);
+    const size_t run = np - i < (size_t)(OW - ow0) ? np - i : (size_t)(OW - ow0);
+    for (size_t kh = 0; kh < nkh; kh++) {
+      const long ih = oh * sh - pt + ((long)taps.kh0 + (long)kh) * dh;
+      const int row_ok = ih >= 0 && ih < H;
+      for (size_t kw = 0; kw < nkw; kw++) {
+        const long iw0 = ow0 * sw - pl + ((long)taps.kw0 + (long)kw) * dw;
+        size_t lo = 0, hi = 0;
+        if (row_ok) valid_range(run, iw0, sw, W, &lo, &hi);
+        /* the run, cut at panel boundaries */
+        for (size_t t = 0; t < run;) {
+          const size_t col = (i + t) % pw, len = pw - col < run - t ? pw - col : run - t;
+          size_t l = lo > t ? (lo - t < len ? lo - t : len) : 0;
+          size_t h = hi > t ? (hi - t < len ? hi - t : len) : 0;
+          if (h < l) h = l;
+          cuts[n++] = (cut){.dst = (i + t) / pw * pstride + (kh * nkw + kw) * pw + col,
+                            .src = (row_ok ? ih : 0) * W + iw0 + (long)t * sw,
+                            .len = (unsigned)len,
+                            .lo = (unsigned)l,
+                            .hi = (unsigned)h};
+          if (n == CUTS) {
+            apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride);
+            n = 0;
+          }
+          t += len;
+        }
+      }
+    }
+    i += run;
+  }
+  apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride);
+}
+
+void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size_t np,
+                   ck_tap_range taps, size_t pw, float *dst) {
+  switch (pw) { /* the engines' NR values */
+  case 32:
+    lower_nchw(pb, in_g, p0, np, taps, 32, dst);
+    break;
+  case 16:
+    lower_nchw(pb, in_g, p0, np, taps, 16, dst);
+    break;
+  case 8:
+    lower_nchw(pb, in_g, p0, np, taps, 8, dst);
+    break;
+  default:
+    lower_nchw(pb, in_g, p0, np, taps, pw, dst);
+  }
+}
+
+void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *zero, size_t p0,
+                   size_t np, ck_tap_range taps, size_t pw, float *dst) {
+  const ck_conv_desc *d = &pb->d;
+  const long H = d->in_height, W = d->in_width, OW = pb->out_w, C = d->in_channels;
+  const long sh = d->stride_height, sw = d->stride_width;
+  const long dh = d->dilation_height, dw = d->dilation_width;
+  const long pt = d->pad_top, pl = d->pad_left;
+  const size_t cg = (size_t)pb->cin_g, nkh = (size_t)taps.nkh, nkw = (size_t)taps.nkw;
+  const size_t kdim = cg * nkh * nkw;
+  long oh[CK_LOWER_MAX_PW], ow[CK_LOWER_MAX_PW];
+  const float *ptrs[CK_LOWER_MAX_PW];
+  for (size_t a = 0, q = 0; a < np; a += pw, q++) {
+    float *panel = dst + q * kdim * pw;
+    const size_t cnt = np - a < pw ? np - a : pw;
+    for (size_t j = 0; j < cnt; j++) {
+      oh[j] = (long)((p0 + a + j) / (size_t)OW);
+      ow[j] = (long)((p0 + a + j) % (size_t)OW);
+    }
+    for (size_t kh = 0; kh < nkh; kh++) {
+      for (size_t kw = 0; kw < nkw; kw++) {
+        const long dy = -pt + ((long)taps.kh0 + (long)kh) * dh;
+        const long dx = -pl + ((long)taps.kw0 + (long)kw) * dw;
+        for (size_t j = 0; j < pw; j++) {
+          ptrs[j] = zero;
+          if (j >= cnt) continue;
+          const long ih = oh[j] * sh + dy, iw = ow[j] * sw + dx;
+          if (ih >= 0 && ih < H && iw >= 0 && iw < W) ptrs[j] = in_g + (ih * W + iw) * C;
+        }
+        ck_lower_gather(panel + (kh * nkw + kw) * cg * pw, pw, cg, ptrs);
+      }
+    }
+  }
+}

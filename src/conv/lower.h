@@ -1,0 +1,52 @@
+/*
+ * Lowering: copying convolution patches into the packed panel layout of the GEMM engine (gemm.h),
+ * so that the engine multiplies them without packing them again.
+ *
+ * A pixel operand is a sequence of panels of `pw` pixels (pw is the engine's NR when the pixels
+ * are the B operand, MR when they are the A operand; both packed layouts are the same shape):
+ * element (k, j) of panel q is at dst[q*kdim*pw + k*pw + j], where j is the pixel's place in the
+ * panel and k the row of the lowered matrix. Pixels past the end of the tile are zero.
+ *
+ * The taps lowered are kh in [kh0, kh0+nkh) and kw in [kw0, kw0+nkw), with the group's cg
+ * channels, so kdim = cg*nkh*nkw. The row order follows the source layout, which keeps the inner
+ * copies contiguous:
+ *   NCHW source: k = (c, kh, kw)    (pixels along a row of the image are adjacent)
+ *   NHWC source: k = (kh, kw, c)    (the channels of a pixel are adjacent)
+ * im2col lowers every tap at once; kn2row and kn2row-aa lower one tap at a time (a gather of the
+ * shifted, strided input).
+ */
+#ifndef CK_CONV_LOWER_H
+#define CK_CONV_LOWER_H
+
+#include <stddef.h>
+
+#include "conv.h"
+
+typedef struct {
+  int kh0, nkh, kw0, nkw;
+} ck_tap_range;
+
+/* in_g: the image's first channel of the group (in + (n*C + g*cg)*H*W). Output pixels
+ * [p0, p0+np) in row-major (oh, ow) order. */
+void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size_t np,
+                   ck_tap_range taps, size_t pw, float *dst);
+
+/* in_g: the image's first pixel at the group's first channel (in + n*H*W*C + g*cg); pixel
+ * (ih, iw) at in_g + (ih*W + iw)*C. zero: cg floats of 0.0f, read for padding taps. */
+void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *zero, size_t p0,
+                   size_t np, ck_tap_range taps, size_t pw, float *dst);
+
+/* For `count` rows c: dst[c*dst_stride + t] = src[c*src_stride + iw0 + t*step] where
+ * 0 <= iw0 + t*step < w, else 0, for t < len. The valid range is computed once for all rows. */
+void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, const float *src,
+                   size_t src_stride, long iw0, long step, long w);
+
+/* dst[c*pw + j] = ptrs[j][c] for c < cg, j < pw: the transpose of pw rows of cg floats into a
+ * block of a panel. */
+void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs);
+
+/* The largest pixel-panel width the lowering routines accept (they keep pw pointers on the
+ * stack). Every kernel table's MR and NR is below it. */
+#define CK_LOWER_MAX_PW 64
+
+#endif

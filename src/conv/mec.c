@@ -1,0 +1,295 @@
+/*
+ * MEC, memory-efficient convolution (Cho and Brand 2017).
+ *
+ * Lowering: L has one row per output column ow and, for each padded input row and each kw, the
+ * cg channels of input pixel (row, ow*sw - pl + kw*dw): o_w x (rows * KW * cg) floats, about
+ * KH/stride_h times less than im2col's matrix. Output row oh needs the KH input rows
+ * oh*sh + kh*dh: a window of consecutive columns of L, so the GEMMs of successive output rows
+ * read overlapping partitions of L with no copies:
+ *   out[oh] (o_w x mg) = L[:, window(oh)] (o_w x K) * W'[K x mg],   K = KH*KW*cg, k = (kh, kw, c).
+ * With dilation dh > 1 the window would not be consecutive, so L's rows are stored phase by
+ * phase (all rows u with u mod dh = 0, then 1, ...): the KH rows of a window are then adjacent.
+ *
+ * L is written in the engine's packed-A layout (panels of MR rows of L), so a partition is a
+ * column offset into every panel and the engine reads it as a pre-packed operand: one engine
+ * call per output row and panel (a panel's stride is L's full width, not the window's).
+ *
+ * Solution A stacks the images of the batch into L's rows (N*o_w rows) so that small o_w fills
+ * the MR-row panels; solution B lowers one image at a time. A is chosen when stacking needs fewer
+ * panel rows than B (o_w not a multiple of MR); its output rows are not evenly spaced in the
+ * output tensor, so they go through a per-thread tile. The pixels are the A operand in both
+ * layouts (o_w, not o_w rounded to NR, sets the waste), so the NCHW output goes through the tile
+ * too and is transposed there (counted in the workspace and the time); the NCHW input is read
+ * in place by the lowering.
+ *
+ * Tiling: bands of output rows; each job lowers the L of its band (the rows it needs, with the
+ * KH - stride overlap between bands lowered twice) and runs the band's GEMMs while L is in cache.
+ * Jobs (image or batch, group, band, channel block) are independent under dynamic scheduling.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemmconv.h"
+#include "lower.h"
+
+/* L of one band: 256 Ki floats (1 MiB), half the 2 MiB L2 of the machines measured, so the band
+ * stays in L2 from its lowering through its GEMMs. */
+#define MEC_BAND_FLOATS (256u * 1024u)
+#define MEC_MIN_BLOCK 32
+
+typedef struct {
+  ck_gc_roles r; /* pixels (rows of L) are A, the filter is packed B */
+  size_t K;
+  size_t nb;            /* images stacked in L: N (solution A) or 1 (solution B) */
+  size_t R, nbands;     /* output rows per band */
+  size_t Qb, ctot;      /* input rows per dilation phase, columns of L */
+  size_t lrows, panels; /* rows of L (nb*o_w) and its MR-row panels */
+  int use_tmp;          /* output through a per-thread tile */
+  size_t mb, nmb;
+  size_t fstride;
+  float *filter, *bias, *zero;
+  size_t l_bytes, tmp_bytes, eng_bytes, region;
+  int workers;
+} mec_state;
+
+static void mec_destroy(ck_conv_ctx *ctx) {
+  mec_state *s = ctx->state;
+  if (s == NULL) return;
+  ck_aligned_free(s->filter);
+  free(s->bias);
+  free(s->zero);
+  free(s);
+  ctx->state = NULL;
+}
+
+/* Input rows a band of R output rows reads, and L's width for them. */
+static size_t band_rows(const ck_conv_desc *d, size_t R) {
+  return (R - 1) * (size_t)d->stride_height +
+         (size_t)(d->kernel_height - 1) * (size_t)d->dilation_height + 1;
+}
+
+static size_t band_width(const ck_conv_problem *pb, size_t R, size_t *qb) {
+  const ck_conv_desc *d = &pb->d;
+  const size_t dh = (size_t)d->dilation_height;
+  *qb = ck_div_up(band_rows(d, R), dh);
+  return *qb * dh * (size_t)d->kernel_width * (size_t)pb->cin_g;
+}
+
+static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  mec_state *s = calloc(1, sizeof *s);
+  if (s == NULL) return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec plan");
+  ctx->state = s;
+  ck_gc_roles_init(ctx->kern, 0, &s->r);
+  const size_t MR = s->r.pw;
+  if (MR > CK_LOWER_MAX_PW || MR == 0)
+    return ck_fail(CK_ERROR_UNSUPPORTED, "mec: panel width (%zu) of isa (%s) is not supported", MR,
+                   ctx->kern->name);
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t N = (size_t)d->batch, OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
+  int ok = 1;
+  s->K = cg * (size_t)d->kernel_height * (size_t)d->kernel_width; /* <= filter size */
+  /* Solution A when stacking the batch fills the panels better than one image at a time. */
+  const size_t stacked = ck_gc_mul(N, OW, &ok);
+  s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
+  s->lrows = s->nb * OW;
+  s->panels = ck_div_up(s->lrows, MR);
+  /* The most output rows whose L fits the band budget (at least one). */
+  const size_t per_lrow = s->panels * MR; /* rows of L including panel padding */
+  s->R = 1;
+  while (s->R < OH) {
+    size_t qb, width = band_width(pb, s->R + 1, &qb);
+    size_t f;
+    if (!ck_mul_size(width, per_lrow, &f) || f > MEC_BAND_FLOATS) break;
+    s->R++;
+  }
+  s->nbands = ck_div_up(OH, s->R);
+  s->ctot = band_width(pb, s->R, &s->Qb);
+  s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
+  const size_t jobs0 = N / s->nb * G * s->nbands;
+  s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
+  s->nmb = ck_div_up(mg, s->mb);
+  s->l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->ctot, per_lrow, &ok), &ok);
+  s->tmp_bytes =
+      s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, s->lrows, &ok), s->mb, &ok), &ok)
+                 : 0;
+  s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, MR, s->lrows - (s->panels - 1) * MR, s->mb,
+                                      mg - (s->nmb - 1) * s->mb, s->K, 1, &ok);
+  const size_t jobs = jobs0 * s->nmb;
+  s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
+  s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);
+  size_t fbytes = ck_gc_floats_bytes(ck_gc_mul(s->fstride, G, &ok), &ok);
+  s->region = 0;
+  if (!ok || s->fstride == 0 || !ck_gc_region_add(&s->region, s->l_bytes) ||
+      !ck_gc_region_add(&s->region, s->tmp_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
+      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace or packed filter size overflows");
+
+  s->filter = ck_aligned_alloc(fbytes);
+  s->bias = malloc((size_t)d->out_channels * sizeof(float));
+  s->zero = calloc(cg, sizeof(float));
+  float *rows = malloc(mg * s->K * sizeof(float));
+  if (s->filter == NULL || s->bias == NULL || s->zero == NULL || rows == NULL) {
+    free(rows);
+    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec packed filter (%zu bytes)",
+                   fbytes);
+  }
+  memcpy(s->bias, w->bias, (size_t)d->out_channels * sizeof(float));
+  for (size_t g = 0; g < G; g++) {
+    ck_gc_filter_rows(pb, w->filter_oihw, (int)g, 0, mg, CK_GC_K_HWC, 0, rows);
+    ck_gc_pack_filter(ctx->kern, &s->r, mg, s->K, rows, s->filter + g * s->fstride);
+  }
+  free(rows);
+  return CK_OK;
+}
+
+/* Whether some output row r < nr of the band reads band input row u (u = r*sh + kh*dh). */
+static int row_used(const ck_conv_desc *d, size_t u, size_t nr) {
+  for (size_t kh = 0; kh < (size_t)d->kernel_height; kh++) {
+    const size_t off = kh * (size_t)d->dilation_height;
+    if (off > u) break;
+    const size_t v = u - off;
+    if (v % (size_t)d->stride_height == 0 && v / (size_t)d->stride_height < nr) return 1;
+  }
+  return 0;
+}
+
+/* Lowers L for the band whose first input row is padded row `base`, for images n0.. and group
+ * g: panel p at l + p*ctot*MR, element (row j, column col) at col*MR + j%MR. */
+static void lower_band(const ck_conv_problem *pb, const mec_state *s, const float *in, size_t n0,
+                       size_t g, size_t base, size_t nr, float *l) {
+  const ck_conv_desc *d = &pb->d;
+  const size_t MR = s->r.pw, cg = (size_t)pb->cin_g, C = (size_t)d->in_channels;
+  const long H = d->in_height, W = d->in_width, OW = pb->out_w;
+  const long sw = d->stride_width, dw = d->dilation_width, pl = d->pad_left;
+  const size_t KW = (size_t)d->kernel_width, dh = (size_t)d->dilation_height;
+  const size_t U = band_rows(d, nr);
+  const int nchw = d->layout == CK_LAYOUT_NCHW;
+  const float *ptrs[CK_LOWER_MAX_PW];
+  for (size_t p = 0; p < s->panels; p++) {
+    float *panel = l + p * s->ctot * MR;
+    const size_t j0 = p * MR, cnt = s->lrows - j0 < MR ? s->lrows - j0 : MR;
+    for (size_t u = 0; u < U; u++) {
+      if (!row_used(d, u, nr)) continue; /* never read by a window */
+      const long ih = (long)(base + u) - d->pad_top;
+      const int row_ok = ih >= 0 && ih < H;
+      for (size_t kw = 0; kw < KW; kw++) {
+        float *dst = panel + (((u % dh) * s->Qb + u / dh) * KW + kw) * cg * MR;
+        const long dx = -pl + (long)kw * dw;
+        if (!nchw) {
+          for (size_t i = 0; i < MR; i++) {
+            ptrs[i] = s->zero;
+            if (i >= cnt || !row_ok) continue;
+            const size_t n = n0 + (j0 + i) / (size_t)OW;
+            const long iw = (long)((j0 + i) % (size_t)OW) * sw + dx;
+            if (iw >= 0 && iw < W)
+              ptrs[i] = in + ((n * (size_t)H + (size_t)ih) * (size_t)W + (size_t)iw) * C + g * cg;
+          }
+          ck_lower_gather(dst, MR, cg, ptrs);
+          continue;
+        }
+        if (!row_ok || cnt < MR) {
+          /* rows past the end of L (and whole rows of padding) are zero */
+          for (size_t c = 0; c < cg; c++)
+            memset(dst + c * MR + (row_ok ? cnt : 0), 0, (MR - (row_ok ? cnt : 0)) * sizeof(float));
+          if (!row_ok) continue;
+        }
+        /* Segments of the panel within one image: adjacent output columns. */
+        for (size_t i = 0; i < cnt;) {
+          const size_t j = j0 + i, n = n0 + j / (size_t)OW, ow = j % (size_t)OW;
+          const size_t len = cnt - i < (size_t)OW - ow ? cnt - i : (size_t)OW - ow;
+          const float *src = in + ((n * C + g * cg) * (size_t)H + (size_t)ih) * (size_t)W;
+          ck_lower_rows(dst + i, MR, cg, len, src, (size_t)(H * W), (long)ow * sw + dx, sw, W);
+          i += len;
+        }
+      }
+    }
+  }
+}
+
+static void mec_job(const ck_conv_ctx *ctx, const float *in, float *out, size_t job, float *l,
+                    float *tmp, void *ews) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const mec_state *s = ctx->state;
+  const size_t M = (size_t)d->out_channels, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t OH = (size_t)pb->out_h, OW = (size_t)pb->out_w, MR = s->r.pw;
+  const size_t KW = (size_t)d->kernel_width, cg = (size_t)pb->cin_g;
+  const size_t sh = (size_t)d->stride_height, dh = (size_t)d->dilation_height;
+  const size_t blk = job % s->nmb;
+  job /= s->nmb;
+  const size_t band = job % s->nbands;
+  job /= s->nbands;
+  const size_t g = job % G, n0 = job / G * s->nb;
+  const size_t oh0 = band * s->R, nr = OH - oh0 < s->R ? OH - oh0 : s->R;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  lower_band(pb, s, in, n0, g, oh0 * sh, nr, l);
+  for (size_t r = 0; r < nr; r++) {
+    const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
+    for (size_t p = 0; p < s->panels; p++) {
+      const size_t j0 = p * MR;
+      ck_gc_tile t = {.np = s->lrows - j0 < MR ? s->lrows - j0 : MR,
+                      .mb = mb,
+                      .k = s->K,
+                      .pix = {.data = l + p * s->ctot * MR + col0 * MR, .packed = 1},
+                      .filt = s->filter + g * s->fstride + m0 * s->K,
+                      .beta = 0.0f,
+                      .bias = s->bias + g * mg + m0,
+                      .lo = pb->min,
+                      .hi = pb->max};
+      if (s->use_tmp) {
+        t.c = tmp + (r * s->lrows + j0) * mb;
+        t.ldc = mb;
+      } else {
+        t.c = out + ((n0 * OH + oh0 + r) * OW + j0) * M + g * mg + m0;
+        t.ldc = M;
+      }
+      ck_gc_gemm(ctx->kern, &s->r, &t, ews);
+    }
+  }
+  if (!s->use_tmp) return;
+  /* The tile's rows (r, image, ow) into the output. */
+  for (size_t r = 0; r < nr; r++) {
+    const size_t oh = oh0 + r;
+    for (size_t i = 0; i < s->nb; i++) {
+      const size_t n = n0 + i;
+      const float *t = tmp + (r * s->lrows + i * OW) * mb;
+      if (d->layout == CK_LAYOUT_NHWC) {
+        for (size_t ow = 0; ow < OW; ow++)
+          memcpy(out + ((n * OH + oh) * OW + ow) * M + g * mg + m0, t + ow * mb,
+                 mb * sizeof(float));
+      } else {
+        for (size_t m = 0; m < mb; m++) {
+          float *o = out + ((n * M + g * mg + m0 + m) * OH + oh) * OW;
+          for (size_t ow = 0; ow < OW; ow++) o[ow] = t[ow * mb + m];
+        }
+      }
+    }
+  }
+}
+
+static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *output,
+                        void *workspace) {
+  const ck_conv_desc *d = &ctx->pb.d;
+  const mec_state *s = ctx->state;
+  const long jobs = (long)((size_t)d->batch / s->nb * (size_t)d->groups * s->nbands * s->nmb);
+#pragma omp parallel num_threads(s->workers) if (s->workers > 1)
+  {
+    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    float *l = ck_gc_carve(&cur, s->l_bytes);
+    float *tmp = ck_gc_carve(&cur, s->tmp_bytes);
+    void *ews = ck_gc_carve(&cur, s->eng_bytes);
+#pragma omp for schedule(dynamic, 1)
+    for (long job = 0; job < jobs; job++) mec_job(ctx, input, output, (size_t)job, l, tmp, ews);
+  }
+}
+
+const ck_algo_impl ck_algo_mec = {
+    .id = CK_ALGO_MEC,
+    .setup = mec_setup,
+    .execute = mec_execute,
+    .destroy = mec_destroy,
+};

@@ -51,5 +51,11 @@ bench: bench-deps
 bench-quick:
 	$(MAKE) bench BENCH_ARGS=--quick BENCH_CHECK=
 
+# Cross-build for aarch64, then every suite and a bench check under qemu-user (tools/test-arm.sh).
+BUILD_ARM ?= build-arm
+.PHONY: test-arm
+test-arm:
+	@BUILD_ARM=$(BUILD_ARM) JOBS=$(JOBS) CMAKE_FLAGS="$(CMAKE_FLAGS)" sh tools/test-arm.sh
+
 clean:
 	rm -rf $(BUILD)

@@ -10,6 +10,8 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define CK_X86 1
 #include <cpuid.h>
+#else
+#define CK_X86 0
 #endif
 
 /* ---- Tables ------------------------------------------------------------------------------- */
@@ -109,14 +111,35 @@ const ck_kernels ck_kernels_avx512 = {
 #endif
 
 #ifdef CK_HAVE_NEON
+#include "neon/neon-kernels.h"
+
 const ck_kernels ck_kernels_neon = {
-    .isa = CK_ISA_NEON, .name = "neon",
+    .isa = CK_ISA_NEON,
+    .name = "neon",
 
-    /* packed GEMM: not built yet */
+    /* packed GEMM: 8x12 tile (24 of the 32 q registers accumulate). KC x NR of B (12 KiB) in a
+       32-64 KiB L1; MC x KC of A (128 KiB) in L2 (a quarter of the 0.5-1 MiB shared by a
+       cluster on Cortex-A72/A76 boards); KC x NC of B (1.5 MiB) in L3 or the SoC cache */
+    .gemm = ck_f32_gemm_8x12__neon,
+    .gemm_name = "ck_f32_gemm_8x12__neon",
+    .mr = 8,
+    .nr = 12,
+    .mc = 128,
+    .kc = 256,
+    .nc = 1536,
 
-    /* indirect GEMM: not built yet */
+    /* indirect GEMM: 6 pixels x 8 channels, 12 q accumulators */
+    .igemm = ck_f32_igemm_6x8__neon,
+    .igemm_name = "ck_f32_igemm_6x8__neon",
+    .igemm_mr = 6,
+    .igemm_nr = 8,
 
-    /* depthwise: not built yet */
+    /* depthwise: blocks of 8 channels; 9 and 25 taps single pass, any other count multi-pass */
+    .dwconv_3x3 = ck_f32_dwconv_9p8c__neon,
+    .dwconv_5x5 = ck_f32_dwconv_25p8c__neon,
+    .dwconv_any = ck_f32_dwconv_mp8c__neon,
+    .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}8c__neon",
+    .dw_cb = 8,
 };
 #endif
 

@@ -28,14 +28,6 @@ void ck_plan_options_init(ck_plan_options *o) {
   *o = (ck_plan_options){.algo = CK_ALGO_AUTO, .isa = CK_ISA_AUTO};
 }
 
-/* Algorithms still being built are referenced weakly: until their file exists the reference is
- * NULL and plan creation says the algorithm is not built yet. */
-extern const ck_algo_impl ck_algo_im2col __attribute__((weak));
-extern const ck_algo_impl ck_algo_kn2row __attribute__((weak));
-extern const ck_algo_impl ck_algo_kn2row_aa __attribute__((weak));
-extern const ck_algo_impl ck_algo_mec __attribute__((weak));
-extern const ck_algo_impl ck_algo_indirect __attribute__((weak));
-
 const ck_algo_impl *ck_algo_lookup(ck_algo a) {
   switch (a) {
   case CK_ALGO_REFERENCE:

@@ -51,11 +51,15 @@ struct ck_algo_impl {
   void (*destroy)(ck_conv_ctx *ctx);
 };
 
-/* The algorithms built so far; NULL for one that is not built (plan.c then reports
- * CK_ERROR_UNSUPPORTED with a sentence naming it). */
+/* The implementation of an algorithm; NULL for AUTO or a value outside the enum. */
 const ck_algo_impl *ck_algo_lookup(ck_algo a);
 
 extern const ck_algo_impl ck_algo_reference;
+extern const ck_algo_impl ck_algo_im2col;
+extern const ck_algo_impl ck_algo_kn2row;
+extern const ck_algo_impl ck_algo_kn2row_aa;
+extern const ck_algo_impl ck_algo_mec;
+extern const ck_algo_impl ck_algo_indirect;
 
 /* Validates a descriptor (every field, every size) into a problem, or fails with a sentence. */
 ck_status ck_conv_problem_init(const ck_conv_desc *d, ck_conv_problem *pb);

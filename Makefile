@@ -26,7 +26,7 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD) && ctest -j2 -V --output-on-failure
 
 # The bench's extras (chart, baselines) are optional: without them the bench still runs.
 bench-deps:

@@ -20,6 +20,7 @@
 #define CK_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "convkit.h"
 
@@ -69,6 +70,13 @@ typedef struct {
 typedef void (*ck_igemm_ukernel)(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
                                  size_t a_offset, const float *zero, const float *w, float *c,
                                  size_t cm_stride, const ck_clamp_params *p);
+
+/* The rebasing rule of the igemm and dwconv contracts, in one place: a pointer equal to `zero`
+ * is read as is; any other is read `offset` bytes further, the sum formed in uintptr_t (modulo
+ * 2^64) because indirection entries are positions relative to a base, not addresses. */
+static inline const float *ck_rebase(const float *ptr, size_t offset, const float *zero) {
+  return ptr == zero ? zero : (const float *)((uintptr_t)ptr + offset);
+}
 
 /* ---- Depthwise convolution ---------------------------------------------------------------- */
 

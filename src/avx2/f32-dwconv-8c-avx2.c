@@ -11,10 +11,6 @@
 
 enum { CB = 8, PASS = 8 };
 
-static inline const float *rebase(const float *ptr, size_t offset, const float *zero) {
-  return ptr == zero ? zero : (const float *)((uintptr_t)ptr + offset);
-}
-
 static inline __m256 clamp(__m256 v, __m256 vmin, __m256 vmax) {
   return _mm256_min_ps(vmax, _mm256_max_ps(vmin, v)); /* NaN stays NaN */
 }
@@ -53,7 +49,7 @@ single_pass(size_t KS, size_t channels, size_t pixels, const float **input, size
   const __m256 vmin = _mm256_set1_ps(p->min), vmax = _mm256_set1_ps(p->max);
   for (; pixels != 0; pixels--, input += input_stride, output += output_stride) {
     const float *r[25];
-    for (size_t t = 0; t < KS; t++) r[t] = rebase(input[t], input_offset, zero);
+    for (size_t t = 0; t < KS; t++) r[t] = ck_rebase(input[t], input_offset, zero);
     pixel_single_pass(KS, channels, r, weights, output, vmin, vmax);
   }
 }
@@ -106,7 +102,7 @@ static inline __attribute__((always_inline)) void columns(size_t S, size_t PX, s
                                                           const ck_clamp_params *p) {
   const size_t ncol = (PX - 1) * S + 3;
   const float *col[COL_MAX * 3];
-  for (size_t i = 0; i < ncol * 3; i++) col[i] = rebase(e[i], input_offset, zero);
+  for (size_t i = 0; i < ncol * 3; i++) col[i] = ck_rebase(e[i], input_offset, zero);
   const float *w = weights;
   size_t c = 0;
   for (; c + CB <= channels; c += CB, w += CB * 10)
@@ -166,7 +162,7 @@ void ck_f32_dwconv_mp8c__avx2(size_t channels, size_t pixels, size_t ks, const f
       const size_t tn = ks - t0 < PASS ? ks - t0 : PASS;
       const int first = t0 == 0, last = t0 + tn == ks;
       const float *r[PASS];
-      for (size_t t = 0; t < tn; t++) r[t] = rebase(input[t0 + t], input_offset, zero);
+      for (size_t t = 0; t < tn; t++) r[t] = ck_rebase(input[t0 + t], input_offset, zero);
       const float *w = weights;
       for (size_t c = 0; c < channels; c += CB, w += CB * (1 + ks)) {
         const __m256i m = lanes(channels - c >= CB ? CB : channels - c);

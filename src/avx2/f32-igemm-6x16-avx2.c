@@ -29,7 +29,7 @@ void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const f
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
       const float *ai = (size_t)i < mr ? a[i] : a[0];
-      r[i] = ai == zero ? zero : (const float *)((uintptr_t)ai + a_offset);
+      r[i] = ck_rebase(ai, a_offset, zero);
     }
     a += MR;
     size_t k = 0;

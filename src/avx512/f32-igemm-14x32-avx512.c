@@ -24,7 +24,7 @@ void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, cons
 #pragma GCC unroll 14
     for (int i = 0; i < MR; i++) {
       const float *ai = (size_t)i < mr ? a[i] : a[0];
-      r[i] = ai == zero ? zero : (const float *)((uintptr_t)ai + a_offset);
+      r[i] = ck_rebase(ai, a_offset, zero);
     }
     a += MR;
     size_t k = 0;

@@ -21,8 +21,7 @@ dwconv(size_t CB, size_t channels, size_t pixels, size_t ks, const float **input
       const float *w = weights + c / CB * CB * (1 + ks) + c % CB;
       float acc = w[0];
       for (size_t t = 0; t < ks; t++) {
-        const float *in = input[t];
-        if (in != zero) in = (const float *)((uintptr_t)in + input_offset);
+        const float *in = ck_rebase(input[t], input_offset, zero);
         acc += in[c] * w[CB + t * CB];
       }
       output[c] = clamp(acc, p);

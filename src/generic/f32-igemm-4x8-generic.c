@@ -13,10 +13,6 @@ static inline float clamp(float v, const ck_clamp_params *p) {
   return v;
 }
 
-static inline const float *row(const float *ptr, size_t a_offset, const float *zero) {
-  return ptr == zero ? zero : (const float *)((uintptr_t)ptr + a_offset);
-}
-
 void ck_f32_igemm_ref(size_t MR, size_t NR, size_t mr, size_t nr, size_t kc, size_t ks,
                       const float **a, size_t a_offset, const float *zero, const float *w, float *c,
                       size_t cm_stride, const ck_clamp_params *p) {
@@ -24,7 +20,7 @@ void ck_f32_igemm_ref(size_t MR, size_t NR, size_t mr, size_t nr, size_t kc, siz
     for (size_t j = 0; j < nr; j++) {
       float acc = w[j];
       for (size_t t = 0; t < ks; t++) {
-        const float *r = row(a[t * MR + i], a_offset, zero);
+        const float *r = ck_rebase(a[t * MR + i], a_offset, zero);
         const float *wt = w + NR + t * kc * NR + j;
         for (size_t k = 0; k < kc; k++) acc += r[k] * wt[k * NR];
       }
@@ -45,7 +41,7 @@ void ck_f32_igemm_4x8__generic(size_t mr, size_t nr, size_t kc, size_t ks, const
   for (size_t t = 0; t < ks; t++, a += MR) {
     /* Rows past mr repeat row 0: computed, never stored, and never a read of a[i >= mr]. */
     const float *r[MR];
-    for (size_t i = 0; i < MR; i++) r[i] = row(i < mr ? a[i] : a[0], a_offset, zero);
+    for (size_t i = 0; i < MR; i++) r[i] = ck_rebase(i < mr ? a[i] : a[0], a_offset, zero);
     for (size_t k = 0; k < kc; k++, w += NR)
       for (size_t i = 0; i < MR; i++)
         for (size_t j = 0; j < NR; j++) acc[i][j] += r[i][k] * w[j];

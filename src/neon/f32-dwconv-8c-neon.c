@@ -67,10 +67,6 @@ static inline __attribute__((always_inline)) void pass(size_t channels, size_t k
   }
 }
 
-static inline const float *tap(const float *ptr, size_t input_offset, const float *zero) {
-  return ptr == zero ? zero : (const float *)((uintptr_t)ptr + input_offset);
-}
-
 /* Single pass over a fixed tap count KS (9 or 25): the tap loop unrolls. */
 static inline __attribute__((always_inline)) void
 single_pass(const size_t KS, size_t channels, size_t pixels, const float **input,
@@ -79,7 +75,7 @@ single_pass(const size_t KS, size_t channels, size_t pixels, const float **input
   const float32x4_t lo = vdupq_n_f32(p->min), hi = vdupq_n_f32(p->max);
   const float *in[25];
   for (size_t px = 0; px < pixels; px++, input += input_stride, output += output_stride) {
-    for (size_t t = 0; t < KS; t++) in[t] = tap(input[t], input_offset, zero);
+    for (size_t t = 0; t < KS; t++) in[t] = ck_rebase(input[t], input_offset, zero);
     pass(channels, KS, 0, KS, in, weights, output, 1, 1, lo, hi);
   }
 }
@@ -111,7 +107,7 @@ void ck_f32_dwconv_mp8c__neon(size_t channels, size_t pixels, size_t ks, const f
   for (size_t px = 0; px < pixels; px++, input += input_stride, output += output_stride) {
     for (size_t t0 = 0; t0 < ks; t0 += MP_TAPS) {
       const size_t n = ks - t0 < MP_TAPS ? ks - t0 : MP_TAPS;
-      for (size_t t = 0; t < n; t++) in[t] = tap(input[t0 + t], input_offset, zero);
+      for (size_t t = 0; t < n; t++) in[t] = ck_rebase(input[t0 + t], input_offset, zero);
       pass(channels, ks, t0, n, in, weights, output, t0 == 0, t0 + n == ks, lo, hi);
     }
   }

@@ -16,10 +16,6 @@
 
 enum { MR = 6, NR = 8 };
 
-static inline const float *row(const float *ptr, size_t a_offset, const float *zero) {
-  return ptr == zero ? zero : (const float *)((uintptr_t)ptr + a_offset);
-}
-
 static inline void store_row(float *ci, float32x4_t v0, float32x4_t v1, size_t nr, float32x4_t lo,
                              float32x4_t hi) {
   v0 = ck_neon_clamp(v0, lo, hi);
@@ -40,12 +36,12 @@ void ck_f32_igemm_6x8__neon(size_t mr, size_t nr, size_t kc, size_t ks, const fl
   float32x4_t c01 = bias1, c11 = bias1, c21 = bias1, c31 = bias1, c41 = bias1, c51 = bias1;
   w += NR;
   do {
-    const float *a0 = row(a[0], a_offset, zero);
-    const float *a1 = mr > 1 ? row(a[1], a_offset, zero) : a0;
-    const float *a2 = mr > 2 ? row(a[2], a_offset, zero) : a0;
-    const float *a3 = mr > 3 ? row(a[3], a_offset, zero) : a0;
-    const float *a4 = mr > 4 ? row(a[4], a_offset, zero) : a0;
-    const float *a5 = mr > 5 ? row(a[5], a_offset, zero) : a0;
+    const float *a0 = ck_rebase(a[0], a_offset, zero);
+    const float *a1 = mr > 1 ? ck_rebase(a[1], a_offset, zero) : a0;
+    const float *a2 = mr > 2 ? ck_rebase(a[2], a_offset, zero) : a0;
+    const float *a3 = mr > 3 ? ck_rebase(a[3], a_offset, zero) : a0;
+    const float *a4 = mr > 4 ? ck_rebase(a[4], a_offset, zero) : a0;
+    const float *a5 = mr > 5 ? ck_rebase(a[5], a_offset, zero) : a0;
     a += MR;
     size_t k = kc;
     for (; k >= 2; k -= 2, w += 2 * NR) {

@@ -47,11 +47,13 @@ static int in_range(reader *r, int lo, int hi) {
   return lo + (int)(take(r, 1) % (uint32_t)(hi - lo + 1));
 }
 
-/* Usually in [lo, hi]; one time in 16 any int (negative, zero, huge). */
+/* Usually in [lo, hi]; one time in 16 up to lo + 511 (channel counts past a cache block, wide
+ * images, big kernels, strides and pads); in wild inputs also any int (negative, zero, huge). */
 static int field(reader *r, int lo, int hi, int wild) {
   uint32_t sel = take(r, 1);
   if (wild && sel % 16 == 0) return (int)take(r, 4);
   if (wild && sel % 16 == 1) return (int)(take(r, 1) << (take(r, 1) % 31)); /* big powers */
+  if (sel % 16 == 2 && hi - lo > 2) return lo + (int)(take(r, 2) % 512);
   return lo + (int)((sel >> 4 | take(r, 1) << 4) % (uint32_t)(hi - lo + 1));
 }
 

@@ -31,12 +31,11 @@ void ckshim_register(const char *suite, const char *name, ckshim_fn fn) {
   n_tests++;
 }
 
-void ckshim_check(int ok, int fatal, const char *file, int line, const char *expr,
-                  const char *fmt, ...) {
+void ckshim_check(int ok, int fatal, const char *file, int line, const char *expr, const char *fmt,
+                  ...) {
   if (ok) return;
   failed_checks++;
-  fprintf(stderr, "[----] %s:%d: %s failed: %s\n", file, line, fatal ? "assertion" : "check",
-          expr);
+  fprintf(stderr, "[----] %s:%d: %s failed: %s\n", file, line, fatal ? "assertion" : "check", expr);
   if (fmt[0] != '\0') {
     va_list ap;
     va_start(ap, fmt);

@@ -19,8 +19,8 @@ typedef void (*ckshim_fn)(void);
 void ckshim_register(const char *suite, const char *name, ckshim_fn fn);
 /* Records a failed check at file:line with the expression and the optional message; fatal
  * checks end the running test. Returns nothing when ok is non-zero. */
-void ckshim_check(int ok, int fatal, const char *file, int line, const char *expr,
-                  const char *fmt, ...)
+void ckshim_check(int ok, int fatal, const char *file, int line, const char *expr, const char *fmt,
+                  ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 6, 7)))
 #endif

@@ -5,7 +5,7 @@
 #   3. a consumer project (examples/) built against the installed package four ways: CMake
 #      find_package shared and static, pkg-config shared and static; each must run and agree
 #      on the algorithms the library offers;
-#   4. the thread-related suites built with ThreadSanitizer (clang + LLVM libomp + Archer; see
+#   4. every test suite built with ThreadSanitizer (clang + LLVM libomp + Archer; see
 #      tools/tsan/CMakeLists.txt and tools/tsan.supp for why) and run;
 #   5. the libFuzzer target with ASan+UBSan for a fixed budget (FUZZ_SECONDS, default 180 s,
 #      seed FUZZ_SEED, default 1) from the committed corpus fuzz/corpus.

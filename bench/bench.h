@@ -25,6 +25,10 @@ double ckb_now(void);
 void ckb_time(void (*fn)(void *), void *arg, int min_reps, int max_reps, double min_seconds,
               double *median_ms, double *min_ms);
 
+/* Returns once no other thread of the process is running (another library's thread pool
+ * spinning after its last call), or after max_seconds. See bench/settle.c. */
+void ckb_settle_threads(double max_seconds);
+
 /* FMA peak of an ISA for a thread count in GFLOP/s, measured once per (isa, threads) with a
  * register-only FMA loop; 0 when unknown. */
 double ckb_peak_gflops(ck_isa isa, int threads);

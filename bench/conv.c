@@ -5,7 +5,8 @@
  * instance) is created first, with weights packed, then they are timed in alternating rounds so
  * that a noisy neighbour slows all of them alike. Each candidate's turn in a round starts with
  * an untimed run when one run is short (the others have just evicted its caches), then a few
- * timed runs. Medians over all rounds are reported.
+ * timed runs, once the previous candidate's thread pool has stopped spinning (bench/settle.c).
+ * Medians over all rounds are reported.
  *
  * Output: a table on stdout (one row per layer x candidate x threads), a summary per candidate
  * (suite totals, GFLOP/s, % of peak, scaling efficiency over the thread list, AUTO against the
@@ -299,6 +300,7 @@ static void time_runners(runner *rs, int nr, const options *op, int li, int nsel
       progress(op, "[%d/%d] %s, %d thr: round %d/%d, %s", li, nsel, lname, threads, round + 1,
                op->rounds, r->c->name);
       int todo = (reps[i] * (round + 1)) / op->rounds - (reps[i] * round) / op->rounds;
+      if (todo > 0) ckb_settle_threads(0.1);         /* the previous turn's thread pool goes idle */
       if (todo > 0 && r->est_ms < 20) runner_run(r); /* caches back after the others' turns */
       for (int k = 0; k < todo && r->nsamples < MAX_REPS; k++) {
         double t0 = ckb_now();

@@ -1,5 +1,7 @@
 /* convkit-bench: the benchmark command line. `convkit-bench help` lists the subcommands. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -30,6 +32,11 @@ static int usage(FILE *f) {
 int main(int argc, char **argv) {
   if (argc < 2) return usage(stderr);
   const char *cmd = argv[1];
+  /* OpenBLAS (a baseline, dlopen'ed later) keeps its idle workers spinning for 2^28 cycles by
+   * default, a tenth of a second that steals a core from whatever is timed next; 2^22 cycles
+   * (about 2 ms) still covers the gaps between its own calls within one convolution. A value
+   * set by the user wins. */
+  setenv("OPENBLAS_THREAD_TIMEOUT", "22", 0);
   if (!strcmp(cmd, "info")) return ckb_cmd_info(argc - 1, argv + 1);
   if (!strcmp(cmd, "conv")) return ckb_cmd_conv(argc - 1, argv + 1);
   if (!strcmp(cmd, "gemm")) return ckb_cmd_gemm(argc - 1, argv + 1);

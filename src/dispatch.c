@@ -46,6 +46,10 @@ const ck_kernels ck_kernels_generic = {
     .dwconv_any = ck_f32_dwconv_mp8c__generic,
     .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}8c__generic",
     .dw_cb = 8,
+
+    /* layout transpose: 8 x 8 tiles, one 32-byte half line per row on each side */
+    .transpose = ck_f32_transpose_8x8__generic,
+    .transpose_tile = 8,
 };
 
 #ifdef CK_HAVE_AVX2
@@ -76,6 +80,10 @@ const ck_kernels ck_kernels_avx2 = {
     .dwconv_any = ck_f32_dwconv_mp8c__avx2,
     .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}8c__avx2",
     .dw_cb = 8,
+
+    /* layout transpose: 8 x 8 tiles in ymm registers */
+    .transpose = ck_f32_transpose_8x8__avx2,
+    .transpose_tile = 8,
 };
 #endif
 
@@ -107,6 +115,10 @@ const ck_kernels ck_kernels_avx512 = {
     .dwconv_any = ck_f32_dwconv_mp16c__avx512,
     .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}16c__avx512",
     .dw_cb = 16,
+
+    /* layout transpose: 16 x 16 tiles in zmm registers, whole 64-byte lines on both sides */
+    .transpose = ck_f32_transpose_16x16__avx512,
+    .transpose_tile = 16,
 };
 #endif
 
@@ -140,6 +152,11 @@ const ck_kernels ck_kernels_neon = {
     .dwconv_any = ck_f32_dwconv_mp8c__neon,
     .dwconv_name = "ck_f32_dwconv_{9p,25p,mp}8c__neon",
     .dw_cb = 8,
+
+    /* layout transpose: the portable 8 x 8 C kernel (the NCHW <-> NHWC copies are a small
+       part of an NCHW indirect convolution; no NEON kernel yet) */
+    .transpose = ck_f32_transpose_8x8__generic,
+    .transpose_tile = 8,
 };
 #endif
 

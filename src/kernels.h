@@ -96,6 +96,18 @@ typedef void (*ck_dwconv_ukernel)(size_t channels, size_t pixels, size_t ks, con
                                   const float *weights, float *output, size_t output_stride,
                                   const ck_clamp_params *p);
 
+/* ---- Layout transpose ---------------------------------------------------------------------- */
+
+/* One full T x T tile (T = the table's transpose_tile):
+ *   dst[c*ldd + r] = src[r*lds + c] for r, c < T; lds, ldd >= T, in floats.
+ * Reads exactly the T rows of T floats and writes exactly the T rows of T floats; the layout
+ * code does partial tiles itself. NCHW <-> NHWC conversions (src/conv/layout.c) run on it. */
+typedef void (*ck_transpose_ukernel)(const float *src, size_t lds, float *dst, size_t ldd);
+
+void ck_f32_transpose_8x8__generic(const float *src, size_t lds, float *dst, size_t ldd);
+void ck_f32_transpose_8x8__avx2(const float *src, size_t lds, float *dst, size_t ldd);
+void ck_f32_transpose_16x16__avx512(const float *src, size_t lds, float *dst, size_t ldd);
+
 /* ---- The table ---------------------------------------------------------------------------- */
 
 /* Everything an engine needs for one ISA: kernels, their tile shapes, and the cache blocking.
@@ -120,6 +132,9 @@ typedef struct ck_kernels {
   ck_dwconv_ukernel dwconv_3x3, dwconv_5x5, dwconv_any;
   const char *dwconv_name;
   int dw_cb;
+
+  ck_transpose_ukernel transpose;
+  int transpose_tile;
 } ck_kernels;
 
 /* The kernel table of an ISA, or NULL when this build lacks it or this CPU cannot run it.

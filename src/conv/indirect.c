@@ -183,14 +183,14 @@ static void indirect_execute(const ck_conv_ctx *ctx, const float *input, float *
     ck_ws_begin(&cur, workspace, ctx->workspace_size);
     float *xt = ck_ws_take(&cur, ck_conv_input_floats(pb) * sizeof(float));
     y = ck_ws_take(&cur, ck_conv_output_floats(pb) * sizeof(float));
-    ck_nchw_to_nhwc(input, xt, N, C, HW, ctx->threads);
+    ck_nchw_to_nhwc(ctx->kern, input, xt, N, C, HW, ctx->threads);
     x = xt;
   }
   if (s->depthwise)
     ck_indirect_dw_run(ctx, s, x, y);
   else
     ck_igemm_run(&s->op, N, (uintptr_t)x - s->base, HW * C * sizeof(float), y, P * M, ctx->threads);
-  if (d->layout == CK_LAYOUT_NCHW) ck_nhwc_to_nchw(y, output, N, M, P, ctx->threads);
+  if (d->layout == CK_LAYOUT_NCHW) ck_nhwc_to_nchw(ctx->kern, y, output, N, M, P, ctx->threads);
 }
 
 static void indirect_destroy(ck_conv_ctx *ctx) {

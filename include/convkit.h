@@ -124,7 +124,11 @@ CK_API size_t ck_plan_workspace_size(const ck_plan *p);
  * batch*in_channels*in_height*in_width and batch*out_channels*out_height*out_width floats.
  * workspace NULL: the plan's own buffer is used and calls on one plan are serialized.
  * Otherwise workspace must hold ck_plan_workspace_size(p) bytes (any alignment); calls with
- * distinct workspaces may run concurrently on one plan. input and output must not overlap. */
+ * distinct workspaces may run concurrently on one plan. input and output must not overlap.
+ * NaN and Inf propagate as IEEE arithmetic says. Padding has two readings that differ only when
+ * a weight is NaN or Inf: the reference leaves taps in the padding out of the sum, while the
+ * other algorithms may multiply such a weight by a padded zero (0 * Inf = NaN); which one an
+ * output gets is unspecified (tests/test_ieee.c accepts either, output by output). */
 CK_API ck_status ck_conv_execute(const ck_plan *p, const float *input, float *output,
                                  void *workspace);
 

@@ -199,12 +199,12 @@ Test(api, names_round_trip) {
   for (int a = CK_ALGO_AUTO; a <= CK_ALGO_INDIRECT; a++) {
     ck_algo back;
     cr_expect_eq(ck_algo_from_name(ck_algo_name((ck_algo)a), &back), CK_OK);
-    cr_expect_eq(back, a);
+    cr_expect_eq((int)back, a);
   }
   for (int i = CK_ISA_AUTO; i <= CK_ISA_NEON; i++) {
     ck_isa back;
     cr_expect_eq(ck_isa_from_name(ck_isa_name((ck_isa)i), &back), CK_OK);
-    cr_expect_eq(back, i);
+    cr_expect_eq((int)back, i);
   }
   cr_expect_str_eq(ck_algo_name(CK_ALGO_KN2ROW_AA), "kn2row-aa");
   cr_expect_str_eq(ck_isa_name(CK_ISA_AVX512), "avx512");

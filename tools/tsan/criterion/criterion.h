@@ -53,6 +53,8 @@ void ckshim_check(int ok, int fatal, const char *file, int line, const char *exp
   CKSHIM_CHECK(1, strcmp((a), (b)) == 0, #a " equals " #b, __VA_ARGS__)
 #define cr_expect_str_eq(a, b, ...)                                                                \
   CKSHIM_CHECK(0, strcmp((a), (b)) == 0, #a " equals " #b, __VA_ARGS__)
+#define cr_assert_str_empty(s, ...) CKSHIM_CHECK(1, (s)[0] == '\0', #s " is empty", __VA_ARGS__)
+#define cr_expect_str_empty(s, ...) CKSHIM_CHECK(0, (s)[0] == '\0', #s " is empty", __VA_ARGS__)
 #define cr_assert_arr_eq(a, b, n, ...)                                                             \
   CKSHIM_CHECK(1, memcmp((a), (b), (n)) == 0, #a " equals " #b, __VA_ARGS__)
 #define cr_expect_arr_eq(a, b, n, ...)                                                             \

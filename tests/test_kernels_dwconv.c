@@ -199,3 +199,29 @@ Test(kernels_dwconv, multi_pass_has_the_bits_of_single_pass) {
     }
   }
 }
+
+/* The 9-tap kernels read rows of shared columns (input stride 3 and 6) in groups of 8, 4, 2 and 1
+ * pixels, and skip the clamp when it is unbounded: every group mix, channel tail, both clamps and
+ * a NaN in the row. */
+Test(kernels_dwconv, column_paths_with_and_without_a_clamp) {
+  load_tables();
+  const ck_clamp_params none = {-INFINITY, INFINITY}, relu = {0.0f, INFINITY};
+  const ck_clamp_params both = {-0.25f, 0.5f};
+  const ck_clamp_params *clamps[] = {&none, &relu, &both};
+  for (int ti = 0; ti < ntables; ti++) {
+    const ck_kernels *t = tables[ti];
+    const size_t CB = (size_t)t->dw_cb;
+    const size_t channels[] = {1, CB - 1, CB, CB + 1, 2 * CB + 3, 4 * CB};
+    const size_t pixels[] = {1, 2, 3, 7, 8, 9, 14, 15, 17};
+    uint64_t seed = 101;
+    for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
+      for (size_t b = 0; b < sizeof pixels / sizeof *pixels; b++)
+        for (size_t stride = 3; stride <= 6; stride += 3)
+          for (size_t ci = 0; ci < 3; ci++) {
+            const shape s = {CB, channels[a], pixels[b], 9, stride};
+            const int nan_pixel = (int)((seed % 3 == 0) ? pixels[b] - 1 : (size_t)-1);
+            check(t->dwconv_name, t->dwconv_3x3, &s, clamps[ci], nan_pixel,
+                  t->isa == CK_ISA_GENERIC, seed++);
+          }
+  }
+}

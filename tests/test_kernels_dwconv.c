@@ -199,3 +199,80 @@ Test(kernels_dwconv, multi_pass_has_the_bits_of_single_pass) {
     }
   }
 }
+
+/* The 9-tap kernels read rows of shared columns (input stride 3 and 6) in groups of 8, 4, 2 and 1
+ * pixels, and skip the clamp when it is unbounded: every group mix, channel tail, both clamps and
+ * a NaN in the row. */
+Test(kernels_dwconv, column_paths_with_and_without_a_clamp) {
+  load_tables();
+  const ck_clamp_params none = {-INFINITY, INFINITY}, relu = {0.0f, INFINITY};
+  const ck_clamp_params both = {-0.25f, 0.5f};
+  const ck_clamp_params *clamps[] = {&none, &relu, &both};
+  for (int ti = 0; ti < ntables; ti++) {
+    const ck_kernels *t = tables[ti];
+    const size_t CB = (size_t)t->dw_cb;
+    const size_t channels[] = {1, CB - 1, CB, CB + 1, 2 * CB + 3, 4 * CB};
+    const size_t pixels[] = {1, 2, 3, 7, 8, 9, 14, 15, 17};
+    uint64_t seed = 101;
+    for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
+      for (size_t b = 0; b < sizeof pixels / sizeof *pixels; b++)
+        for (size_t stride = 3; stride <= 6; stride += 3)
+          for (size_t ci = 0; ci < 3; ci++) {
+            const shape s = {CB, channels[a], pixels[b], 9, stride};
+            const int nan_pixel = (int)((seed % 3 == 0) ? pixels[b] - 1 : (size_t)-1);
+            check(t->dwconv_name, t->dwconv_3x3, &s, clamps[ci], nan_pixel,
+                  t->isa == CK_ISA_GENERIC, seed++);
+          }
+  }
+}
+
+/* The depthwise loop's tiles (indirect-dw.c): rows wide enough in work to be split into channel
+ * tiles (with a channel tail), several images, row runs ending mid-image. Every ISA, against the
+ * reference, and the same bits for 1, 2 and 3 threads (units claimed from other threads' ranges
+ * included: 3 threads over an odd unit count). */
+Test(kernels_dwconv, depthwise_tiles_against_the_reference) {
+  ck_isa isas[4];
+  const int nisa = ckt_available_isas(isas, 4);
+  /* C, H=W, stride, batch: OW*C*9 multiply-adds a row from ~1K to ~150K (channel tiles). */
+  const int shapes[][4] = {{520, 31, 1, 1}, {300, 40, 2, 2}, {24, 29, 1, 3}, {3, 5, 1, 1}};
+  for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+    ck_conv_desc d;
+    ck_conv_desc_init(&d);
+    d.batch = shapes[s][3], d.in_channels = d.out_channels = d.groups = shapes[s][0];
+    d.in_height = d.in_width = shapes[s][1];
+    d.kernel_height = d.kernel_width = 3;
+    d.stride_height = d.stride_width = shapes[s][2];
+    d.pad_top = d.pad_bottom = d.pad_left = d.pad_right = 1;
+    d.layout = CK_LAYOUT_NHWC;
+    d.activation = s % 2 ? CK_ACTIVATION_RELU : CK_ACTIVATION_NONE;
+    int oh, ow;
+    cr_assert_eq(ck_conv_output_size(&d, &oh, &ow), CK_OK);
+    const size_t nin = (size_t)d.batch * d.in_channels * d.in_height * d.in_width;
+    const size_t nout = (size_t)d.batch * d.out_channels * oh * ow;
+    const size_t nf = (size_t)d.out_channels * 9;
+    float *in = malloc(nin * 4), *f = malloc(nf * 4), *o1 = malloc(nout * 4);
+    float *ot = malloc(nout * 4);
+    uint64_t rng = 5 + s;
+    ckt_fill(in, nin, &rng);
+    ckt_fill(f, nf, &rng);
+    for (int j = 0; j < nisa; j++) {
+      char msg[512];
+      cr_assert_eq(ckt_check_conv(&d, CK_ALGO_INDIRECT, isas[j], 2, msg, sizeof msg), 0, "%s", msg);
+      for (int t = 1; t <= 3; t++) {
+        ck_plan_options o;
+        ck_plan_options_init(&o);
+        o.algo = CK_ALGO_INDIRECT;
+        o.isa = isas[j];
+        o.threads = t;
+        ck_plan *p = NULL;
+        cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+        cr_assert_eq(ck_conv_execute(p, in, t == 1 ? o1 : ot, NULL), CK_OK);
+        if (t > 1)
+          cr_assert(memcmp(o1, ot, nout * 4) == 0, "%s shape %zu: 1 and %d threads differ",
+                    ck_isa_name(isas[j]), s, t);
+        ck_plan_destroy(p);
+      }
+    }
+    free(in), free(f), free(o1), free(ot);
+  }
+}

@@ -5,6 +5,7 @@
  * All sum bias, then taps ascending, so they agree bit for bit. The channel tail uses masked
  * loads and stores: nothing is read or written past `channels`. */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "igemm.h"
@@ -57,11 +58,10 @@ single_pass(size_t KS, size_t channels, size_t pixels, const float **input, size
  * and 9 rebased pointers. Each output still sums bias then taps 0..8 in order. */
 enum { COL_PX = 8, COL_MAX = (COL_PX - 1) * 2 + 3 };
 
-static inline __attribute__((always_inline)) void columns(size_t S, size_t PX, size_t channels,
-                                                          const float **e, size_t input_offset,
-                                                          const float *zero, const float *weights,
-                                                          float *output, size_t output_stride,
-                                                          __m512 vmin, __m512 vmax) {
+static inline __attribute__((always_inline)) void
+columns(int CL, size_t S, size_t PX, size_t channels, const float **e, size_t input_offset,
+        const float *zero, const float *weights, float *output, size_t output_stride, __m512 vmin,
+        __m512 vmax) {
   const size_t ncol = (PX - 1) * S + 3;
   const float *col[COL_MAX * 3];
   for (size_t i = 0; i < ncol * 3; i++) col[i] = ck_rebase(e[i], input_offset, zero);
@@ -88,26 +88,31 @@ static inline __attribute__((always_inline)) void columns(size_t S, size_t PX, s
     }
 #pragma GCC unroll 8
     for (size_t q = 0; q < PX; q++)
-      _mm512_mask_storeu_ps(output + q * output_stride + c, m, clamp(acc[q], vmin, vmax));
+      _mm512_mask_storeu_ps(output + q * output_stride + c, m,
+                            CL ? clamp(acc[q], vmin, vmax) : acc[q]);
   }
 }
 
 static inline __attribute__((always_inline)) void
-row_of_columns(size_t S, size_t channels, size_t pixels, const float **input, size_t input_offset,
-               const float *zero, const float *weights, float *output, size_t output_stride,
-               __m512 vmin, __m512 vmax) {
+row_of_columns(int CL, size_t S, size_t channels, size_t pixels, const float **input,
+               size_t input_offset, const float *zero, const float *weights, float *output,
+               size_t output_stride, __m512 vmin, __m512 vmax) {
   for (; pixels >= 8; pixels -= 8, input += 8 * 3 * S, output += 8 * output_stride)
-    columns(S, 8, channels, input, input_offset, zero, weights, output, output_stride, vmin, vmax);
+    columns(CL, S, 8, channels, input, input_offset, zero, weights, output, output_stride, vmin,
+            vmax);
   if (pixels >= 4) {
-    columns(S, 4, channels, input, input_offset, zero, weights, output, output_stride, vmin, vmax);
+    columns(CL, S, 4, channels, input, input_offset, zero, weights, output, output_stride, vmin,
+            vmax);
     pixels -= 4, input += 4 * 3 * S, output += 4 * output_stride;
   }
   if (pixels >= 2) {
-    columns(S, 2, channels, input, input_offset, zero, weights, output, output_stride, vmin, vmax);
+    columns(CL, S, 2, channels, input, input_offset, zero, weights, output, output_stride, vmin,
+            vmax);
     pixels -= 2, input += 2 * 3 * S, output += 2 * output_stride;
   }
   if (pixels >= 1)
-    columns(S, 1, channels, input, input_offset, zero, weights, output, output_stride, vmin, vmax);
+    columns(CL, S, 1, channels, input, input_offset, zero, weights, output, output_stride, vmin,
+            vmax);
 }
 
 void ck_f32_dwconv_9p16c__avx512(size_t channels, size_t pixels, size_t ks, const float **input,
@@ -116,12 +121,20 @@ void ck_f32_dwconv_9p16c__avx512(size_t channels, size_t pixels, size_t ks, cons
                                  const ck_clamp_params *p) {
   (void)ks; /* 9 by contract */
   const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);
-  if (input_stride == 3)
-    row_of_columns(1, channels, pixels, input, input_offset, zero, weights, output, output_stride,
-                   vmin, vmax);
+  /* Unbounded clamp is the identity (NaN included): skip its two operations per vector. */
+  const int cl = !(p->min == -INFINITY && p->max == INFINITY);
+  if (input_stride == 3 && cl)
+    row_of_columns(1, 1, channels, pixels, input, input_offset, zero, weights, output,
+                   output_stride, vmin, vmax);
+  else if (input_stride == 3)
+    row_of_columns(0, 1, channels, pixels, input, input_offset, zero, weights, output,
+                   output_stride, vmin, vmax);
+  else if (input_stride == 6 && cl)
+    row_of_columns(1, 2, channels, pixels, input, input_offset, zero, weights, output,
+                   output_stride, vmin, vmax);
   else if (input_stride == 6)
-    row_of_columns(2, channels, pixels, input, input_offset, zero, weights, output, output_stride,
-                   vmin, vmax);
+    row_of_columns(0, 2, channels, pixels, input, input_offset, zero, weights, output,
+                   output_stride, vmin, vmax);
   else
     single_pass(9, channels, pixels, input, input_stride, input_offset, zero, weights, output,
                 output_stride, p);

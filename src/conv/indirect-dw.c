@@ -9,12 +9,10 @@
  * stride 1). With dilation each pixel has its own kh*kw positions.
  */
 #include <stdlib.h>
+#include <omp.h>
 #include <string.h>
 
 #include "indirect.h"
-
-/* Work units per thread (see igemm.c). */
-#define CK_DW_UNITS_PER_THREAD 8
 
 static void build_dw_indirection(const ck_conv_problem *pb, const ck_indirect_dw *dw,
                                  uintptr_t base, const float *zero, const float **ind) {
@@ -89,41 +87,97 @@ ck_status ck_indirect_dw_setup(const ck_conv_ctx *ctx, const ck_conv_weights *w,
   return CK_OK;
 }
 
+/* Tiles: (image, channel tile, run of output rows), sized by the work alone, so neither the
+ * result nor the partition depends on the thread count. A tile is a run of rows of about
+ * CK_DW_TILE_MACS multiply-adds (all channels): enough to amortise a tile's bookkeeping, small
+ * enough that a mid-size layer has several tiles per thread. Only a row of several times that
+ * (many channels, wide rows) is split into channel tiles of whole blocks. Splitting channels to
+ * keep the kh input rows of a tile in L1 measured no faster on the mobilenet layers (the
+ * 16-channel tiles of a 32-channel layer were twice as slow), so it is not done. */
+#define CK_DW_TILE_MACS ((size_t)48 * 1024)
+/* Ranges with their own claim counter; more threads than this share them. */
+#define CK_DW_MAX_RANGES 64
+
+static size_t max_size(size_t a, size_t b) {
+  return a > b ? a : b;
+}
+
+typedef struct {
+  _Alignas(64) size_t next; /* next unclaimed unit of the range; one counter per cache line */
+  size_t end;
+} dw_range;
+
+typedef struct {
+  const ck_indirect_state *s;
+  size_t C, OH, OW, image_bytes, ct, chan_tiles, rows, row_tiles, block_floats;
+  uintptr_t a_base;
+  float *y;
+} dw_job;
+
+static void dw_unit(const dw_job *j, size_t u) {
+  const ck_indirect_dw *dw = &j->s->dw;
+  const size_t rt = u % j->row_tiles, ct = u / j->row_tiles % j->chan_tiles;
+  const size_t n = u / j->row_tiles / j->chan_tiles;
+  const size_t c0 = ct * j->ct, c1 = ck_min_size(j->C, c0 + j->ct);
+  const size_t y0 = rt * j->rows, y1 = ck_min_size(j->OH, y0 + j->rows);
+  const size_t offset = j->a_base + n * j->image_bytes + c0 * sizeof(float);
+  const float *packed = j->s->packed + c0 / dw->cb * j->block_floats;
+  for (size_t oy = y0; oy < y1; oy++)
+    dw->kernel(c1 - c0, j->OW, dw->ks, j->s->indirection + oy * dw->row_ptrs, dw->pixel_stride,
+               offset, j->s->zero, packed, j->y + ((n * j->OH + oy) * j->OW) * j->C + c0, j->C,
+               &dw->clamp);
+}
+
 void ck_indirect_dw_run(const ck_conv_ctx *ctx, const ck_indirect_state *s, const float *x,
                         float *y) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const ck_indirect_dw *dw = &s->dw;
-  const size_t N = (size_t)d->batch, C = (size_t)d->in_channels;
-  const size_t OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
-  const size_t image_bytes = (size_t)d->in_height * d->in_width * C * sizeof(float);
-  const size_t cblocks = ck_div_up(C, dw->cb);
-  const uintptr_t a_base = (uintptr_t)x - s->base;
+  dw_job j;
+  j.s = s;
+  j.y = y;
+  j.C = (size_t)d->in_channels;
+  j.OH = (size_t)pb->out_h;
+  j.OW = (size_t)pb->out_w;
+  j.image_bytes = (size_t)d->in_height * d->in_width * j.C * sizeof(float);
+  j.a_base = (uintptr_t)x - s->base;
+  j.block_floats = dw->cb * (1 + dw->ks);
 
-  /* Units: rows first, then channel tiles, until every thread gets several. */
-  size_t row_pieces = 1, chan_pieces = 1;
-  if (ctx->threads > 1) {
-    const size_t want = (size_t)ctx->threads * CK_DW_UNITS_PER_THREAD;
-    row_pieces = ck_min_size(OH, ck_div_up(want, N));
-    if (N * row_pieces < want) chan_pieces = ck_min_size(cblocks, ck_div_up(want, N * row_pieces));
+  const size_t cblocks = ck_div_up(j.C, dw->cb);
+  const size_t full_row = max_size(1, j.OW * j.C * dw->ks);
+  const size_t nct =
+      full_row >= 2 * CK_DW_TILE_MACS ? ck_min_size(cblocks, full_row / CK_DW_TILE_MACS) : 1;
+  j.ct = ck_div_up(cblocks, nct) * dw->cb; /* balanced tiles of whole blocks */
+  j.chan_tiles = ck_div_up(j.C, j.ct);
+  const size_t row_macs = max_size(1, j.OW * j.ct * dw->ks);
+  j.rows = ck_min_size(j.OH, max_size(1, CK_DW_TILE_MACS / row_macs));
+  j.row_tiles = ck_div_up(j.OH, j.rows);
+  const size_t units = (size_t)d->batch * j.chan_tiles * j.row_tiles;
+
+  if (ctx->threads <= 1 || units <= 1) {
+    for (size_t u = 0; u < units; u++) dw_unit(&j, u);
+    return;
   }
-  const size_t rows = ck_div_up(OH, row_pieces), cbs = ck_div_up(cblocks, chan_pieces);
-  row_pieces = ck_div_up(OH, rows);
-  chan_pieces = ck_div_up(cblocks, cbs);
-  const long units = (long)(N * row_pieces * chan_pieces);
-  const size_t block_floats = dw->cb * (1 + dw->ks);
-
-#pragma omp parallel for schedule(dynamic, 1)                                                      \
-    num_threads(ctx->threads) if (ctx->threads > 1 && units > 1)
-  for (long u = 0; u < units; u++) {
-    const size_t cp = (size_t)u % chan_pieces, rp = (size_t)u / chan_pieces % row_pieces;
-    const size_t n = (size_t)u / chan_pieces / row_pieces;
-    const size_t c0 = cp * cbs * dw->cb, c1 = ck_min_size(C, (cp + 1) * cbs * dw->cb);
-    const size_t y0 = rp * rows, y1 = ck_min_size(OH, y0 + rows);
-    const size_t offset = a_base + n * image_bytes + c0 * sizeof(float);
-    const float *packed = s->packed + cp * cbs * block_floats;
-    for (size_t oy = y0; oy < y1; oy++)
-      dw->kernel(c1 - c0, OW, dw->ks, s->indirection + oy * dw->row_ptrs, dw->pixel_stride, offset,
-                 s->zero, packed, y + ((n * OH + oy) * OW) * C + c0, C, &dw->clamp);
+  /* Thread t first takes the units of its own contiguous range, in order, then claims what is
+   * left of the others'. So a thread keeps the same part of the image (in its L2) from one call
+   * to the next, and a thread slowed by another process loses its range's tail to the others
+   * instead of holding the call up. Each unit is claimed once, by an atomic increment. */
+  const size_t nr = ck_min_size(ck_min_size((size_t)ctx->threads, CK_DW_MAX_RANGES), units);
+  dw_range r[CK_DW_MAX_RANGES];
+  for (size_t i = 0; i < nr; i++) {
+    r[i].next = units * i / nr;
+    r[i].end = units * (i + 1) / nr;
+  }
+#pragma omp parallel num_threads((int)ck_min_size((size_t)ctx->threads, units))
+  {
+    const size_t first = (size_t)omp_get_thread_num() % nr;
+    for (size_t k = 0; k < nr; k++) {
+      dw_range *q = &r[(first + k) % nr];
+      for (;;) {
+        const size_t u = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED);
+        if (u >= q->end) break;
+        dw_unit(&j, u);
+      }
+    }
   }
 }

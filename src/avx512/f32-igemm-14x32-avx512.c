@@ -1,7 +1,12 @@
 /* igemm micro-kernel, AVX-512F: a tile of 14 output pixels x 32 channels (28 zmm accumulators,
  * 2 for the weights, 1 for the broadcast input). Per channel k: 2 weight loads, 14 broadcasts and
  * 28 FMAs, so the two FMA ports, not the loads, set the pace; the 14 rows keep the weight stream
- * at 2/14 byte per flop, low enough to come from L2. */
+ * at 2/14 byte per flop, low enough to come from L2.
+ *
+ * A partial tile runs the body compiled for the fewest rows in {1, 2, 4, 7, 14} that cover mr:
+ * a 7x7 output (49 pixels, resnet50 res5) is three full tiles and one of 7 rows, which would
+ * otherwise pay for 14 (an eighth of the layer's FMAs wasted). Every body sums an output in the
+ * same order, so a pixel gets the same bits in any tile. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -10,19 +15,22 @@
 
 enum { MR = 14 };
 
-void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
-                                size_t a_offset, const float *zero, const float *w, float *c,
-                                size_t cm_stride, const ck_clamp_params *p) {
+/* The kernel body for R <= MR rows (a compile-time constant at every call). The positions of a
+ * tap stay MR apart whatever R is: the indirection is laid out for MR-row tiles. */
+static inline __attribute__((always_inline)) void
+igemm_rows(const int R, size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+           size_t a_offset, const float *zero, const float *w, float *c, size_t cm_stride,
+           const ck_clamp_params *p) {
   __m512 acc0[MR], acc1[MR];
   const __m512 bias0 = _mm512_loadu_ps(w), bias1 = _mm512_loadu_ps(w + 16);
 #pragma GCC unroll 14
-  for (int i = 0; i < MR; i++) acc0[i] = bias0, acc1[i] = bias1;
+  for (int i = 0; i < R; i++) acc0[i] = bias0, acc1[i] = bias1;
   w += 32;
   do {
     /* Rows past mr repeat row 0: computed, never stored, and a[i >= mr] is never read. */
     const float *r[MR];
 #pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < R; i++) {
       const float *ai = (size_t)i < mr ? a[i] : a[0];
       r[i] = ck_rebase(ai, a_offset, zero);
     }
@@ -39,7 +47,7 @@ void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, cons
       for (size_t u = 0; u < 2; u++) {
         const __m512 w0 = _mm512_loadu_ps(w + 32 * u), w1 = _mm512_loadu_ps(w + 32 * u + 16);
 #pragma GCC unroll 14
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < R; i++) {
           const __m512 x = _mm512_set1_ps(r[i][k + u]);
           acc0[i] = _mm512_fmadd_ps(x, w0, acc0[i]);
           acc1[i] = _mm512_fmadd_ps(x, w1, acc1[i]);
@@ -50,7 +58,7 @@ void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, cons
       const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16);
       w += 32;
 #pragma GCC unroll 14
-      for (int i = 0; i < MR; i++) {
+      for (int i = 0; i < R; i++) {
         const __m512 x = _mm512_set1_ps(r[i][k]);
         acc0[i] = _mm512_fmadd_ps(x, w0, acc0[i]);
         acc1[i] = _mm512_fmadd_ps(x, w1, acc1[i]);
@@ -60,10 +68,10 @@ void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, cons
 
   const __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
-  /* No activation: skip the clamp, 2*MR operations on the FMA ports. */
+  /* No activation: skip the clamp, 2*R operations on the FMA ports. */
   if (!(p->min > -INFINITY || p->max < INFINITY)) {
 #pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < R; i++) {
       if ((size_t)i >= mr) break;
       _mm512_mask_storeu_ps(c + (size_t)i * cm_stride, m0, acc0[i]);
       _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16, m1, acc1[i]);
@@ -73,10 +81,25 @@ void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, cons
   /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */
   const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);
 #pragma GCC unroll 14
-  for (int i = 0; i < MR; i++) {
+  for (int i = 0; i < R; i++) {
     if ((size_t)i >= mr) break;
     float *ci = c + (size_t)i * cm_stride;
     _mm512_mask_storeu_ps(ci, m0, _mm512_min_ps(vmax, _mm512_max_ps(vmin, acc0[i])));
     _mm512_mask_storeu_ps(ci + 16, m1, _mm512_min_ps(vmax, _mm512_max_ps(vmin, acc1[i])));
   }
+}
+
+void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+                                size_t a_offset, const float *zero, const float *w, float *c,
+                                size_t cm_stride, const ck_clamp_params *p) {
+  if (mr > 7)
+    igemm_rows(14, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  else if (mr > 4)
+    igemm_rows(7, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  else if (mr > 2)
+    igemm_rows(4, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  else if (mr == 2)
+    igemm_rows(2, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  else
+    igemm_rows(1, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
 }

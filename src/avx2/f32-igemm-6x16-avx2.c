@@ -1,6 +1,8 @@
 /* igemm micro-kernel, AVX2+FMA: a tile of 6 output pixels x 16 channels (12 ymm accumulators,
  * 2 for the weights, 1 for the broadcast input: 15 of the 16 registers). Per channel k: 2 weight
- * loads, 6 broadcasts, 12 FMAs. */
+ * loads, 6 broadcasts, 12 FMAs. A partial tile runs the body compiled for the fewest rows in
+ * {1, 2, 3, 6} that cover mr (a 7x7 output is eight tiles and one of a single row); every body
+ * sums an output in the same order, so a pixel gets the same bits in any tile. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -15,19 +17,22 @@ static inline __m256i lanes(size_t n) {
   return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - n));
 }
 
-void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
-                             size_t a_offset, const float *zero, const float *w, float *c,
-                             size_t cm_stride, const ck_clamp_params *p) {
+/* The kernel body for R <= MR rows (a compile-time constant at every call). The positions of a
+ * tap stay MR apart whatever R is: the indirection is laid out for MR-row tiles. */
+static inline __attribute__((always_inline)) void
+igemm_rows(const int R, size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+           size_t a_offset, const float *zero, const float *w, float *c, size_t cm_stride,
+           const ck_clamp_params *p) {
   __m256 acc0[MR], acc1[MR];
   const __m256 bias0 = _mm256_loadu_ps(w), bias1 = _mm256_loadu_ps(w + 8);
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; i++) acc0[i] = bias0, acc1[i] = bias1;
+  for (int i = 0; i < R; i++) acc0[i] = bias0, acc1[i] = bias1;
   w += 16;
   do {
     /* Rows past mr repeat row 0: computed, never stored, and a[i >= mr] is never read. */
     const float *r[MR];
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < R; i++) {
       const float *ai = (size_t)i < mr ? a[i] : a[0];
       r[i] = ck_rebase(ai, a_offset, zero);
     }
@@ -43,7 +48,7 @@ void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const f
       for (size_t u = 0; u < 2; u++) {
         const __m256 w0 = _mm256_loadu_ps(w + 16 * u), w1 = _mm256_loadu_ps(w + 16 * u + 8);
 #pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < R; i++) {
           const __m256 x = _mm256_broadcast_ss(r[i] + k + u);
           acc0[i] = _mm256_fmadd_ps(x, w0, acc0[i]);
           acc1[i] = _mm256_fmadd_ps(x, w1, acc1[i]);
@@ -54,7 +59,7 @@ void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const f
       const __m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
       w += 16;
 #pragma GCC unroll 6
-      for (int i = 0; i < MR; i++) {
+      for (int i = 0; i < R; i++) {
         const __m256 x = _mm256_broadcast_ss(r[i] + k);
         acc0[i] = _mm256_fmadd_ps(x, w0, acc0[i]);
         acc1[i] = _mm256_fmadd_ps(x, w1, acc1[i]);
@@ -67,7 +72,7 @@ void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const f
   const int clamp = p->min > -INFINITY || p->max < INFINITY;
   const __m256 vmin = _mm256_set1_ps(p->min), vmax = _mm256_set1_ps(p->max);
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; i++) {
+  for (int i = 0; i < R; i++) {
     if ((size_t)i >= mr) break;
     float *ci = c + (size_t)i * cm_stride;
     __m256 v0 = acc0[i], v1 = acc1[i];
@@ -85,4 +90,17 @@ void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const f
       _mm256_maskstore_ps(ci, lanes(nr), v0);
     }
   }
+}
+
+void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+                             size_t a_offset, const float *zero, const float *w, float *c,
+                             size_t cm_stride, const ck_clamp_params *p) {
+  if (mr > 3)
+    igemm_rows(6, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  else if (mr == 3)
+    igemm_rows(3, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  else if (mr == 2)
+    igemm_rows(2, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  else
+    igemm_rows(1, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
 }

@@ -235,3 +235,92 @@ Test(kernels_gemm, direct_kernel_matches_packed_kernel_bits) {
         }
   }
 }
+
+/* The ISA row-panel packers give exactly the generic packer's bits for every column count up to a
+ * few panels (full panels and every tail) and kc tails; the source ends exactly at its last
+ * element, so an over-read shows under the sanitizers. */
+Test(kernels_gemm, row_panel_pack_matches_generic) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const size_t kcs[] = {1, 3, 16, 17, 40};
+  uint64_t st = 78;
+  for (int t = 0; t < nt; t++) {
+    ck_gemm_packn_fn f = ck_gemm_packn_for(tabs[t]);
+    if (f == NULL) continue;
+    const size_t w = (size_t)tabs[t]->nr;
+    for (size_t cols = 1; cols <= 3 * w; cols++)
+      for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+        const size_t kc = kcs[ki], rs = cols + 5, src_len = (kc - 1) * rs + cols;
+        const size_t out = (cols + w - 1) / w * w * kc;
+        float *src = malloc(src_len * sizeof(float));
+        float *got = malloc(out * sizeof(float)), *want = malloc(out * sizeof(float));
+        ckt_fill(src, src_len, &st);
+        for (size_t i = 0; i < out; i++) got[i] = want[i] = NAN; /* all must be written */
+        f(kc, cols, w, src, rs, got);
+        ck_f32_gemm_packn__generic(kc, cols, w, src, rs, want);
+        cr_expect(memcmp(got, want, out * sizeof(float)) == 0,
+                  "%s packn: cols %zu, kc %zu differs from generic", tabs[t]->name, cols, kc);
+        free(src), free(got), free(want);
+      }
+  }
+  /* the generic packer itself, against a hand-worked 3-column case with w = 2: panels
+   * [[1,2],[4,5]] and [[3,0],[6,0]] from rows {1,2,3} and {4,5,6} */
+  const float src[] = {1, 2, 3, 9, 4, 5, 6};
+  const float want[] = {1, 2, 4, 5, 3, 0, 6, 0};
+  float got[8];
+  ck_f32_gemm_packn__generic(2, 3, 2, src, 4, got);
+  cr_expect(memcmp(got, want, sizeof want) == 0, "generic packn: wrong panels");
+}
+
+/* The prefetching kernel gives the bits of its table's kernel on full and edge tiles, and walks
+ * its stream as documented: one line per k step while lines remain, rows row_bytes long and
+ * stride apart, on full tiles; edge tiles leave the stream where it was. */
+Test(kernels_gemm, prefetching_kernel_matches_kernel_bits_and_walks_its_stream) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const size_t kcs[] = {1, 2, 7, 64, 129};
+  uint64_t st = 910;
+  static char region[16384]; /* the 100 lines span 34 rows */
+  for (int t = 0; t < nt; t++) {
+    const ck_kernels *k = tabs[t];
+    ck_gemm_prefetch_fn pfk = ck_gemm_prefetch_for(k);
+    if (pfk == NULL) continue;
+    const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
+    const size_t mrs[] = {1, MR - 1, MR}, nrs[] = {1, NR - 1, NR};
+    for (size_t mi = 0; mi < 3; mi++)
+      for (size_t ni = 0; ni < 3; ni++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          const size_t mr = mrs[mi], nr = nrs[ni], kc = kcs[ki], ldc = nr + 3;
+          const size_t c_len = (mr - 1) * ldc + nr;
+          float *ap = malloc(kc * MR * sizeof(float)), *bp = malloc(kc * NR * sizeof(float));
+          float *c1 = malloc(c_len * sizeof(float)), *c2 = malloc(c_len * sizeof(float));
+          float *bias = malloc(nr * sizeof(float));
+          ckt_fill(ap, kc * MR, &st);
+          ckt_fill(bp, kc * NR, &st);
+          ckt_fill(c1, c_len, &st);
+          ckt_fill(bias, nr, &st);
+          memcpy(c2, c1, c_len * sizeof(float));
+          const ck_gemm_epilogue ep = {
+              0.5f, ki % 2 ? 1.0f : 0.0f, NULL, ki % 3 ? bias : NULL, -INFINITY, 0.25f};
+          /* rows of 3 lines, 5 lines apart; 100 lines to give */
+          ck_gemm_prefetch pf = {region, 64, 192, 320, 100};
+          k->gemm(mr, nr, kc, ap, bp, c1, ldc, &ep);
+          pfk(mr, nr, kc, ap, bp, c2, ldc, &ep, &pf);
+          cr_expect(memcmp(c1, c2, c_len * sizeof(float)) == 0,
+                    "%s: prefetching and plain kernels differ at mr %zu nr %zu kc %zu",
+                    k->gemm_name, mr, nr, kc);
+          if (mr == MR && nr == NR) {
+            /* n = min(kc, 100) lines issued from line 1 of row 0: line index 1 + n, 3 a row */
+            const size_t n = kc < 100 ? kc : 100, end = 1 + n;
+            cr_expect(pf.left == 100 - n && pf.row == region + end / 3 * 320 &&
+                          pf.off == end % 3 * 64,
+                      "%s: stream at row %td off %zu left %zu after kc %zu", k->gemm_name,
+                      pf.row - region, pf.off, pf.left, kc);
+          } else {
+            cr_expect(pf.left == 100 && pf.row == region && pf.off == 64,
+                      "%s: an edge tile moved the stream", k->gemm_name);
+          }
+          free(ap), free(bp), free(c1), free(c2), free(bias);
+        }
+  }
+}

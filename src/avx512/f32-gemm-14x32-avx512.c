@@ -18,7 +18,7 @@
 static inline __attribute__((always_inline)) void tile(const int rows, const int vecs, size_t kc,
                                                        const float *a, const float *b, float *c,
                                                        size_t ldc, const ck_gemm_epilogue *ep,
-                                                       __mmask16 last_mask) {
+                                                       __mmask16 last_mask, ck_gemm_prefetch *pf) {
   __m512 acc[MR][2];
 #pragma GCC unroll 14
   for (int i = 0; i < rows; i++) {
@@ -31,8 +31,21 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
     _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
     if (vecs == 2) _mm_prefetch((const char *)(c + (size_t)i * ldc + 31), _MM_HINT_T0);
   }
+  /* the prefetch stream's state in registers: one L2 prefetch per k step while lines remain */
+  const char *pf_row = pf ? pf->row : NULL;
+  size_t pf_off = pf ? pf->off : 0, pf_left = pf ? pf->left : 0;
+  const size_t pf_bytes = pf ? pf->row_bytes : 0, pf_stride = pf ? pf->stride : 0;
 #pragma GCC unroll 4
   for (size_t k = 0; k < kc; k++) {
+    if (pf && pf_left) {
+      _mm_prefetch(pf_row + pf_off, _MM_HINT_T1);
+      pf_left--;
+      pf_off += 64;
+      if (pf_off >= pf_bytes) {
+        pf_off = 0;
+        pf_row += pf_stride;
+      }
+    }
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = vecs == 2 ? _mm512_loadu_ps(b + 16) : b0;
 #pragma GCC unroll 14
@@ -43,6 +56,11 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
     }
     a += MR;
     b += NR;
+  }
+  if (pf) {
+    pf->row = pf_row;
+    pf->off = pf_off;
+    pf->left = pf_left;
   }
 
   const __m512 alpha = _mm512_set1_ps(ep->alpha), beta = _mm512_set1_ps(ep->beta);
@@ -72,6 +90,15 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
   }
 }
 
+void ck_f32_gemm_prefetch_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a,
+                                        const float *b, float *c, size_t ldc,
+                                        const ck_gemm_epilogue *ep, ck_gemm_prefetch *pf) {
+  if (mr == MR && nr == NR)
+    tile(MR, 2, kc, a, b, c, ldc, ep, 0xFFFF, pf);
+  else /* edge tiles are rare: they leave the stream where it is */
+    ck_f32_gemm_14x32__avx512(mr, nr, kc, a, b, c, ldc, ep);
+}
+
 void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
                                float *c, size_t ldc, const ck_gemm_epilogue *ep) {
   const size_t last = (nr - 1) % 16 + 1; /* lanes of the last vector: 1..16 */
@@ -79,46 +106,60 @@ void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, 
   const int two = nr > 16;
   switch (mr) {
   case 14:
-    two ? tile(14, 2, kc, a, b, c, ldc, ep, mask) : tile(14, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(14, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(14, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 13:
-    two ? tile(13, 2, kc, a, b, c, ldc, ep, mask) : tile(13, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(13, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(13, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 12:
-    two ? tile(12, 2, kc, a, b, c, ldc, ep, mask) : tile(12, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(12, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(12, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 11:
-    two ? tile(11, 2, kc, a, b, c, ldc, ep, mask) : tile(11, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(11, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(11, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 10:
-    two ? tile(10, 2, kc, a, b, c, ldc, ep, mask) : tile(10, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(10, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(10, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 9:
-    two ? tile(9, 2, kc, a, b, c, ldc, ep, mask) : tile(9, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(9, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(9, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 8:
-    two ? tile(8, 2, kc, a, b, c, ldc, ep, mask) : tile(8, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(8, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(8, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 7:
-    two ? tile(7, 2, kc, a, b, c, ldc, ep, mask) : tile(7, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(7, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(7, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 6:
-    two ? tile(6, 2, kc, a, b, c, ldc, ep, mask) : tile(6, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(6, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(6, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 5:
-    two ? tile(5, 2, kc, a, b, c, ldc, ep, mask) : tile(5, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(5, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(5, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 4:
-    two ? tile(4, 2, kc, a, b, c, ldc, ep, mask) : tile(4, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(4, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(4, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 3:
-    two ? tile(3, 2, kc, a, b, c, ldc, ep, mask) : tile(3, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(3, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(3, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   case 2:
-    two ? tile(2, 2, kc, a, b, c, ldc, ep, mask) : tile(2, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(2, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(2, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   default:
-    two ? tile(1, 2, kc, a, b, c, ldc, ep, mask) : tile(1, 1, kc, a, b, c, ldc, ep, mask);
+    two ? tile(1, 2, kc, a, b, c, ldc, ep, mask, NULL)
+        : tile(1, 1, kc, a, b, c, ldc, ep, mask, NULL);
     break;
   }
 }

@@ -151,7 +151,8 @@ static void lower_tile(const ck_conv_ctx *ctx, const float *input, size_t n, siz
   if (s->r.pix_is_b)
     ck_lower_nchw(pb, input + (n * C + g * cg) * HW, p0 + a, b - a, all_taps, pw, panel);
   else
-    ck_lower_nhwc(pb, input + n * HW * C + g * cg, s->zero, p0 + a, b - a, all_taps, pw, panel);
+    ck_lower_nhwc(pb, input + n * HW * C + g * cg, s->zero, p0 + a, b - a, all_taps, pw,
+                  ck_gemm_packt_for(ctx->kern), panel);
 }
 
 /* The GEMM of channel block blk on tile `tile` of image n and group g; pix: the lowered tile,

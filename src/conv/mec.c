@@ -182,8 +182,9 @@ static int row_used(const ck_conv_desc *d, size_t u, size_t nr) {
 /* Lowers panels [p_lo, p_hi) of L for the band whose first input row is padded row `base`, for
  * images n0.. and group g: panel p at l + p*ctot*MR, element (row j, column col) at
  * col*MR + j%MR. */
-static void lower_band(const ck_conv_problem *pb, const mec_state *s, const float *in, size_t n0,
-                       size_t g, size_t base, size_t nr, size_t p_lo, size_t p_hi, float *l) {
+static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_packt_fn packt,
+                       const float *in, size_t n0, size_t g, size_t base, size_t nr, size_t p_lo,
+                       size_t p_hi, float *l) {
   const ck_conv_desc *d = &pb->d;
   const size_t MR = s->r.pw, cg = (size_t)pb->cin_g, C = (size_t)d->in_channels;
   const long H = d->in_height, W = d->in_width, OW = pb->out_w;
@@ -211,7 +212,7 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, const floa
             if (iw >= 0 && iw < W)
               ptrs[i] = in + ((n * (size_t)H + (size_t)ih) * (size_t)W + (size_t)iw) * C + g * cg;
           }
-          ck_lower_gather(dst, MR, cg, ptrs);
+          ck_lower_gather(dst, MR, cg, ptrs, s->zero, packt);
           continue;
         }
         if (!row_ok || cnt < MR) {
@@ -249,8 +250,8 @@ static mec_unit unit_of(const ck_conv_ctx *ctx, size_t u) {
 static void lower_unit(const ck_conv_ctx *ctx, const float *in, mec_unit un, size_t p_lo,
                        size_t p_hi, float *l) {
   const mec_state *s = ctx->state;
-  lower_band(&ctx->pb, s, in, un.n0, un.g, un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo,
-             p_hi, l);
+  lower_band(&ctx->pb, s, ck_gemm_packt_for(ctx->kern), in, un.n0, un.g,
+             un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo, p_hi, l);
 }
 
 /* The GEMMs of channel block blk of a unit whose L is lowered, and their output. */

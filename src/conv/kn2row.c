@@ -232,8 +232,17 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
       size_t per = ck_gc_budget(KN2ROW_OUT_TILE_FLOATS) / mg / s->pt;
       if (per < 1) per = 1;
       const size_t want = 4 * (size_t)ctx->threads, images = N * G;
-      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want)
-        per = ck_div_up(ck_div_up(s->P, ck_div_up(want, images)), s->pt);
+      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want) {
+        /* Jobs of a want-th of the image, so the threads never split channels (which would
+         * gather every tap once per channel block, or synchronize the team on every tap); each
+         * job gathers at least two tiles, so that the tap tile stays well under the lowered tile
+         * im2col uses for the same job size. */
+        const size_t target = ck_div_up(s->P, ck_div_up(want, images));
+        size_t half = target / 2 / s->r.pw * s->r.pw;
+        if (half < s->r.pw) half = s->r.pw;
+        if (half < s->pt) s->pt = half;
+        per = target / s->pt; /* rounded down: at least `want` jobs */
+      }
       if (per > 1) s->jt = per * s->pt;
       if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
     }

@@ -51,6 +51,9 @@
 /* Filter block reused across the rows of a band: 128 Ki floats (512 KiB) of L2. */
 #define MEC_FILTER_BLOCK_FLOATS (128u * 1024u)
 #define MEC_MIN_BLOCK 32
+/* L of one depthwise job: 5.5 Ki floats (22 KiB, in L1), 0.35x of im2col's depthwise lowered
+ * tile (IM2COL_DW_TILE_FLOATS). */
+#define MEC_DW_BAND_FLOATS (5632u)
 
 typedef struct {
   ck_gc_roles r; /* pixels (rows of L) are A, the filter is packed B */
@@ -65,7 +68,10 @@ typedef struct {
   size_t cb;            /* channel block of the filter kept in L2 within a job (multiple of NR) */
   size_t fstride;
   float *filter, *bias, *zero;
-  size_t shared_bytes;                          /* L lowered once for the team (channels split) */
+  int dw;              /* depthwise: groups batched (dw_setup) */
+  float *dw_w;         /* depthwise filter: NHWC [K][C], NCHW [C][K] */
+  size_t U;            /* depthwise: input rows of a band of R output rows */
+  size_t shared_bytes; /* L lowered once for the team (channels split) */
   size_t l_bytes, tmp_bytes, eng_bytes, region; /* per thread */
   int workers;
 } mec_state;
@@ -76,6 +82,7 @@ static void mec_destroy(ck_conv_ctx *ctx) {
   ck_aligned_free(s->filter);
   free(s->bias);
   free(s->zero);
+  free(s->dw_w);
   free(s);
   ctx->state = NULL;
 }
@@ -102,6 +109,54 @@ static size_t band_floats(const ck_conv_problem *pb, size_t R, size_t cp, size_t
   return f;
 }
 
+/* Depthwise layers (one input and one output channel per group): the o_h GEMMs per group would
+ * be thousands of one-column products. The groups are batched: L is lowered for all channels
+ * (NHWC: row ow of L holds, per band input row u and tap kw, the C channels of input pixel
+ * (u, ow*sw - pl + kw*dw); NCHW, one channel at a time, L is stored transposed, [u][kw][ow]),
+ * and each output row reads its window of L -- the KH band rows it needs, overlapping those of
+ * the next rows, no copies -- in products vectorized across channels (NHWC) or columns (NCHW).
+ * Jobs: NHWC (image, band, chunk of columns), NCHW (image, channel, band). */
+static ck_status dw_setup(ck_conv_ctx *ctx, mec_state *s, const ck_conv_weights *w) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const size_t C = (size_t)d->in_channels, K = s->K, N = (size_t)d->batch;
+  const size_t OH = (size_t)pb->out_h, OW = (size_t)pb->out_w, KW = (size_t)d->kernel_width;
+  const int nchw = d->layout == CK_LAYOUT_NCHW;
+  const size_t budget = ck_gc_budget(MEC_DW_BAND_FLOATS);
+  const size_t rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
+  int ok = 1;
+  s->dw = 1;
+  /* floats of L per (band input row, column) */
+  const size_t unit = ck_gc_mul(KW, nchw ? 1 : C, &ok);
+  s->cp = OW; /* columns per chunk (NCHW: all) */
+  if (!nchw)
+    while (s->cp > 1 && ck_gc_mul(band_rows(d, rmin) * s->cp, unit, &ok) > budget) s->cp--;
+  s->nchunks = ck_div_up(OW, s->cp);
+  s->cp = ck_div_up(OW, s->nchunks);
+  s->nchunks = ck_div_up(OW, s->cp);
+  s->R = 1;
+  while (s->R < OH && ck_gc_mul(band_rows(d, s->R + 1) * s->cp, unit, &ok) <= budget) s->R++;
+  s->nbands = ck_div_up(OH, s->R);
+  s->U = band_rows(d, s->R);
+  s->l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->U * s->cp, unit, &ok), &ok);
+  const size_t jobs = ck_gc_mul(ck_gc_mul(N, nchw ? C : s->nchunks, &ok), s->nbands, &ok);
+  s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
+  s->region = 0;
+  if (!ok || !ck_gc_region_add(&s->region, s->l_bytes) ||
+      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace size overflows");
+  s->dw_w = malloc(ck_gc_floats_bytes(ck_gc_mul(K, C, &ok), &ok));
+  s->bias = malloc(C * sizeof(float));
+  s->zero = calloc(C, sizeof(float));
+  if (!ok || s->dw_w == NULL || s->bias == NULL || s->zero == NULL)
+    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec depthwise filter");
+  memcpy(s->bias, w->bias, C * sizeof(float));
+  for (size_t c = 0; c < C; c++) /* oihw of a depthwise filter is [C][1][KH][KW] */
+    for (size_t k = 0; k < K; k++)
+      s->dw_w[nchw ? c * K + k : k * C + c] = w->filter_oihw[c * K + k];
+  return CK_OK;
+}
+
 static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
@@ -117,6 +172,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   const size_t N = (size_t)d->batch, OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
   int ok = 1;
   s->K = cg * (size_t)d->kernel_height * (size_t)d->kernel_width; /* <= filter size */
+  if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
   /* Solution A when stacking the batch fills the panels better than one image at a time. */
   const size_t stacked = ck_gc_mul(N, OW, &ok);
   s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
@@ -340,10 +396,102 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
   }
 }
 
+static inline float clampf(float v, float lo, float hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Depthwise job (dw_setup): lowers the band's L, then every output row from its window. */
+static void dw_job(const ck_conv_ctx *ctx, const float *input, float *output, size_t job,
+                   float *l) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const mec_state *s = ctx->state;
+  const size_t C = (size_t)d->in_channels, OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
+  const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width, U = s->U;
+  const long H = d->in_height, W = d->in_width;
+  const size_t sh = (size_t)d->stride_height, dh = (size_t)d->dilation_height;
+  const int nchw = d->layout == CK_LAYOUT_NCHW;
+  const size_t per_image = (nchw ? C : s->nchunks) * s->nbands;
+  const size_t n = job / per_image, rest = job % per_image;
+  const size_t b = rest % s->nbands, q = rest / s->nbands; /* q: channel (NCHW) or chunk */
+  const size_t oh0 = b * s->R, nr = OH - oh0 < s->R ? OH - oh0 : s->R;
+  const long base = (long)(oh0 * sh) - d->pad_top;
+  if (nchw) {
+    const float *in = input + (n * C + q) * (size_t)(H * W), *wc = s->dw_w + q * s->K;
+    for (size_t u = 0; u < U; u++) {
+      const long ih = base + (long)u;
+      for (size_t kw = 0; kw < KW; kw++) {
+        float *row = l + (u * KW + kw) * OW;
+        if (ih < 0 || ih >= H)
+          memset(row, 0, OW * sizeof(float));
+        else
+          ck_lower_rows(row, 0, 1, OW, in + ih * W, 0, -d->pad_left + (long)kw * d->dilation_width,
+                        d->stride_width, W);
+      }
+    }
+    for (size_t r = 0; r < nr; r++) {
+      float *o = output + ((n * C + q) * OH + oh0 + r) * OW;
+      for (size_t ow = 0; ow < OW; ow++) o[ow] = 0.0f;
+      for (size_t kh = 0; kh < KH; kh++)
+        for (size_t kw = 0; kw < KW; kw++) {
+          const float wk = wc[kh * KW + kw], *x = l + ((r * sh + kh * dh) * KW + kw) * OW;
+          for (size_t ow = 0; ow < OW; ow++) o[ow] += wk * x[ow];
+        }
+      for (size_t ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow] + s->bias[q], pb->min, pb->max);
+    }
+    return;
+  }
+  const size_t ow0 = q * s->cp, ncols = OW - ow0 < s->cp ? OW - ow0 : s->cp;
+  const size_t ctot = U * KW * C; /* floats of a row of L */
+  const float *in = input + n * (size_t)(H * W) * C;
+  for (size_t j = 0; j < ncols; j++)
+    for (size_t u = 0; u < U; u++) {
+      const long ih = base + (long)u;
+      for (size_t kw = 0; kw < KW; kw++) {
+        const long iw =
+            (long)(ow0 + j) * d->stride_width - d->pad_left + (long)kw * d->dilation_width;
+        const float *src =
+            ih >= 0 && ih < H && iw >= 0 && iw < W ? in + (ih * W + iw) * (long)C : s->zero;
+        memcpy(l + j * ctot + (u * KW + kw) * C, src, C * sizeof(float));
+      }
+    }
+  for (size_t r = 0; r < nr; r++)
+    for (size_t j = 0; j < ncols; j++) {
+      float *o = output + ((n * OH + oh0 + r) * OW + ow0 + j) * C;
+      for (size_t c = 0; c < C; c++) o[c] = 0.0f;
+      for (size_t kh = 0; kh < KH; kh++)
+        for (size_t kw = 0; kw < KW; kw++) {
+          const float *x = l + j * ctot + ((r * sh + kh * dh) * KW + kw) * C;
+          const float *wk = s->dw_w + (kh * KW + kw) * C;
+          for (size_t c = 0; c < C; c++) o[c] += wk[c] * x[c];
+        }
+      for (size_t c = 0; c < C; c++) o[c] = clampf(o[c] + s->bias[c], pb->min, pb->max);
+    }
+}
+
+static void dw_execute(const ck_conv_ctx *ctx, const float *input, float *output, void *workspace) {
+  const ck_conv_desc *d = &ctx->pb.d;
+  const mec_state *s = ctx->state;
+  const size_t per_image =
+      (d->layout == CK_LAYOUT_NCHW ? (size_t)d->in_channels : s->nchunks) * s->nbands;
+#pragma omp parallel num_threads(s->workers) if (s->workers > 1)
+  {
+    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    float *l = ck_gc_carve(&cur, s->l_bytes);
+#pragma omp for schedule(dynamic, 1)
+    for (long job = 0; job < (long)((size_t)d->batch * per_image); job++)
+      dw_job(ctx, input, output, (size_t)job, l);
+  }
+}
+
 static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *output,
                         void *workspace) {
   const ck_conv_desc *d = &ctx->pb.d;
   const mec_state *s = ctx->state;
+  if (s->dw) {
+    dw_execute(ctx, input, output, workspace);
+    return;
+  }
   const size_t units = (size_t)d->batch / s->nb * (size_t)d->groups * s->nbands * s->nchunks;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {

@@ -164,7 +164,8 @@ static size_t sa_rows(const ck_conv_problem *pb) {
  *   kn2row-aa: each tap's scaled, shifted input accumulated straight into the output, the
  *     border handled by clipping each tap's output range (no workspace);
  *   kn2row (stride 1): per band of input rows, the scaled band of every tap (the partial
- *     images), then the shift-add pass;
+ *     images, KN2ROW_TAP_TILE_FLOATS of them: bands do not overlap, so small ones cost nothing
+ *     and keep them in L2), then the shift-add pass;
  *   kn2row (stride > 1, tap sums): per output row, every tap's scaled strided input (zero in
  *     the padding) as its partial result, then the sum of the taps.
  * Jobs: kn2row-aa and tap sums, an output row (NHWC) or a channel (NCHW); kn2row, a block of
@@ -188,7 +189,7 @@ static ck_status dw_setup(ck_conv_ctx *ctx, kn2row_state *s, const ck_conv_weigh
     s->mb = nchw ? 1 : ck_gc_channel_block(N, C, 8, 8, ctx->threads);
     s->nmb = nchw ? C : ck_div_up(C, s->mb);
     const size_t per_row = ck_gc_mul(T * s->mb, W, &ok);
-    s->band = per_row > 0 ? ck_gc_budget(KN2ROW_BAND_FLOATS) / per_row : 1;
+    s->band = per_row > 0 ? ck_gc_budget(KN2ROW_TAP_TILE_FLOATS) / per_row : 1;
     if (s->band < 1) s->band = 1;
     if (s->band > s->rows) s->band = s->rows > 0 ? s->rows : 1;
     s->nbands = ck_div_up(s->rows, s->band);

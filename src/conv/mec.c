@@ -178,20 +178,25 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
   s->lrows = s->nb * OW;
   s->panels = ck_div_up(s->lrows, MR);
-  /* The widest chunk whose L fits the budget with MEC_MIN_ROWS rows (one panel at least), made
-   * even; then the most output rows whose L fits with that chunk (one at least). */
+  /* The widest chunk whose L (and output tile, when the output goes through one; at most mg
+   * channels) fits the budget with MEC_MIN_ROWS rows (one panel at least), made even; then the
+   * most output rows that fit with that chunk (one at least). */
   const size_t budget = ck_gc_budget(MEC_BAND_FLOATS), rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
+  s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
+  const size_t tmp_per = s->use_tmp ? mg : 0; /* output floats per output row and row of L */
   s->cp = s->panels;
-  while (s->cp > 1 && band_floats(pb, rmin, s->cp, MR) > budget) s->cp--;
+  while (s->cp > 1 && band_floats(pb, rmin, s->cp, MR) + rmin * s->cp * MR * tmp_per > budget)
+    s->cp--;
   s->nchunks = ck_div_up(s->panels, s->cp);
   s->cp = ck_div_up(s->panels, s->nchunks);
   s->nchunks = ck_div_up(s->panels, s->cp);
   const size_t per_lrow = s->cp * MR; /* rows of L in a chunk, including panel padding */
   s->R = 1;
-  while (s->R < OH && band_floats(pb, s->R + 1, s->cp, MR) <= budget) s->R++;
+  while (s->R < OH &&
+         band_floats(pb, s->R + 1, s->cp, MR) + (s->R + 1) * per_lrow * tmp_per <= budget)
+    s->R++;
   s->nbands = ck_div_up(OH, s->R);
   s->ctot = band_width(pb, s->R, &s->Qb);
-  s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
   const size_t jobs0 = N / s->nb * G * s->nbands * s->nchunks;
   s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);

@@ -406,3 +406,16 @@ Test(gemm_algos, lowering_gather_packer_same_bits) {
   free(a);
   free(b);
 }
+
+Test(gemm_algos, nhwc_kernel_rows_as_one_pack) {
+  /* Rows wide enough for full pixel panels inside one output row: NHWC lowering packs a whole
+   * kernel row (kw, c contiguous) at once in the interior, tap by tap at the borders. */
+  ck_conv_desc d = make_desc(1, 3, 9, 70, 8, 5, 5);
+  d.stride_width = 2;
+  set_pads(&d, 2, 1, 3, 2);
+  check_everywhere(d, one_two, 2);
+  d.in_channels = 5;
+  d.stride_width = 1;
+  d.dilation_width = 2; /* not contiguous: tap by tap */
+  check_everywhere(d, one_two, 2);
+}

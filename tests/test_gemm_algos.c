@@ -9,6 +9,7 @@
 
 #include "ck_test.h"
 #include "conv/gemmconv.h"
+#include "conv/lower.h"
 #include "gemm.h"
 #include "kernels.h"
 
@@ -325,4 +326,96 @@ Test(gemm_algos, engine_packed_window_with_panel_stride) {
     free(ap), free(bp);
   }
   free(a), free(b), free(c);
+}
+
+Test(gemm_algos, depthwise_groups_batched) {
+  /* Depthwise, multiplier 1: every algorithm batches the groups (im2col's lowered tile of all
+   * channels, kn2row's scaled bands and shift-add, kn2row-aa's accumulation, tap sums when
+   * strided). Odd channel counts (vector tails), asymmetric pads, dilation, bias and clamp,
+   * batch 2; the small budgets split the pixels into several tiles and bands. */
+  static const int threads[] = {1, 2, 3};
+  ck_conv_desc d = make_desc(2, 19, 11, 9, 19, 3, 3);
+  d.groups = 19;
+  set_pads(&d, 1, 2, 0, 1);
+  d.activation = CK_ACTIVATION_CLAMP;
+  d.clamp_min = -0.3f;
+  d.clamp_max = 0.4f;
+  for (int shift = 0; shift <= 8; shift += 8) {
+    ck_gc_budget_shift = shift;
+    check_everywhere(d, threads, 3);
+    ck_conv_desc s = d;
+    s.stride_height = 2;
+    s.stride_width = 3;
+    check_everywhere(s, threads, 3);
+    ck_conv_desc t = d;
+    t.dilation_height = 2;
+    t.kernel_width = 5;
+    t.filter_layout = CK_FILTER_OHWI;
+    check_everywhere(t, threads, 3);
+  }
+  ck_gc_budget_shift = 0;
+}
+
+Test(gemm_algos, mec_dilated_short_bands) {
+  /* Bands of fewer rows than the dilation store only the phases they read; columns chunked. */
+  ck_conv_desc d = make_desc(1, 6, 13, 40, 5, 3, 3);
+  d.dilation_height = 3;
+  set_pads(&d, 3, 3, 1, 1);
+  for (int shift = 0; shift <= 12; shift += 4) {
+    ck_gc_budget_shift = shift;
+    check_everywhere(d, one_two, 2);
+  }
+  ck_gc_budget_shift = 0;
+}
+
+Test(gemm_algos, lowering_gather_packer_same_bits) {
+  /* ck_lower_gather through the ISA's transposing packer (evenly spaced rows, then padding)
+   * gives the bits of the element-by-element gather, and falls back on uneven spacing. */
+  enum { PW = 32, CG = 37, SRC = 4096 };
+  float *src = malloc(SRC * sizeof(float)), zero[CG] = {0};
+  float *a = malloc(PW * CG * sizeof(float)), *b = malloc(PW * CG * sizeof(float));
+  cr_assert(src && a && b);
+  for (int i = 0; i < SRC; i++) src[i] = (float)i * 0.25f - 7.0f;
+  ck_isa isas[4];
+  int nisa = ckt_available_isas(isas, 4);
+  const size_t pws[3] = {8, 14, 32};
+  for (int i = 0; i < nisa; i++) {
+    ck_gemm_packt_fn packt = ck_gemm_packt_for(ck_kernels_for(isas[i]));
+    for (int w = 0; w < 3; w++)
+      for (int cg = 1; cg <= CG; cg += 9)
+        for (int kase = 0; kase < 4; kase++) {
+          const float *ptrs[PW];
+          const size_t pw = pws[w];
+          for (size_t j = 0; j < pw; j++) {
+            ptrs[j] = src + 5 + j * 2 * (size_t)cg;       /* stride 2 */
+            if (kase == 1 && j >= pw / 2) ptrs[j] = zero; /* trailing padding */
+            if (kase == 2 && j == 0) ptrs[j] = zero;      /* leading padding */
+            if (kase == 3 && j == pw - 1) ptrs[j] = src;  /* uneven */
+          }
+          memset(a, 0xff, PW * CG * sizeof(float));
+          memset(b, 0xff, PW * CG * sizeof(float));
+          ck_lower_gather(a, pw, (size_t)cg, ptrs, zero, packt);
+          ck_lower_gather(b, pw, (size_t)cg, ptrs, zero, NULL);
+          cr_assert(memcmp(a, b, PW * CG * sizeof(float)) == 0, "isa %d pw %zu cg %d case %d",
+                    (int)isas[i], pw, cg, kase);
+          for (size_t j = 0; j < pw; j++) /* and the gather is the transpose */
+            cr_assert_eq(b[((size_t)cg - 1) * pw + j], ptrs[j][cg - 1]);
+        }
+  }
+  free(src);
+  free(a);
+  free(b);
+}
+
+Test(gemm_algos, nhwc_kernel_rows_as_one_pack) {
+  /* Rows wide enough for full pixel panels inside one output row: NHWC lowering packs a whole
+   * kernel row (kw, c contiguous) at once in the interior, tap by tap at the borders. */
+  ck_conv_desc d = make_desc(1, 3, 9, 70, 8, 5, 5);
+  d.stride_width = 2;
+  set_pads(&d, 2, 1, 3, 2);
+  check_everywhere(d, one_two, 2);
+  d.in_channels = 5;
+  d.stride_width = 1;
+  d.dilation_width = 2; /* not contiguous: tap by tap */
+  check_everywhere(d, one_two, 2);
 }

@@ -16,6 +16,14 @@
  * A 1x1 layer with stride 1 and no padding needs no lowering: the input itself is the pixel
  * operand (a plain matrix the engine packs).
  *
+ * Depthwise layers (one input and one output channel per group) are G products of 1 x K by
+ * K x P, each a single row: as one engine call per group they would be thousands of 1-row GEMMs
+ * bound by call and packing overhead. Their groups are batched instead: a tile of pixels is
+ * lowered for all groups at once and the G one-row products run together, vectorized across the
+ * groups (NHWC: the lowered tile is [pixel][tap][channel], channels contiguous) or across the
+ * pixels (NCHW: channel by channel, the same K x tile panels as the GEMM path). Each output is
+ * still the dot product of a lowered patch column with the filter row, summed over k in order.
+ *
  * Workspace: a lowered tile (K x tile floats) per thread, or one shared by the team when the
  * channels are split, and the engine's buffer per thread.
  */
@@ -38,6 +46,9 @@
 /* Smallest channel block when splitting channels for parallelism: below it the repeated lowering
  * costs more than it balances. */
 #define IM2COL_MIN_BLOCK 32
+/* Lowered tile of the depthwise path: 16 Ki floats (64 KiB), written and read back at once from
+ * L1/L2. */
+#define IM2COL_DW_TILE_FLOATS (16u * 1024u)
 
 typedef struct {
   ck_gc_roles r;
@@ -50,6 +61,8 @@ typedef struct {
   size_t shared_bytes; /* a tile lowered once for all threads (few tiles, channels split) */
   size_t pix_bytes, eng_bytes, region; /* per thread */
   int workers;
+  int dw;      /* depthwise: groups batched (see above) */
+  float *dw_w; /* NHWC: [K][C] (taps by channel); NCHW: [C][K] */
 } im2col_state;
 
 static void im2col_destroy(ck_conv_ctx *ctx) {
@@ -58,8 +71,40 @@ static void im2col_destroy(ck_conv_ctx *ctx) {
   ck_aligned_free(s->filter);
   free(s->bias);
   free(s->zero);
+  free(s->dw_w);
   free(s);
   ctx->state = NULL;
+}
+
+/* The depthwise plan: tiles of pixels, all groups at once (NHWC) or one group at a time (NCHW). */
+static ck_status dw_setup(ck_conv_ctx *ctx, im2col_state *s, const ck_conv_weights *w) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const size_t C = (size_t)d->in_channels, K = s->K;
+  const int nchw = s->r.pix_is_b;
+  int ok = 1;
+  /* NHWC: tiles of pixels; NCHW: tiles of output rows of one channel. */
+  const size_t per_unit = nchw ? ck_gc_mul(K, (size_t)pb->out_w, &ok) : ck_gc_mul(K, C, &ok);
+  const size_t units = nchw ? (size_t)pb->out_h : s->P;
+  s->pt = ck_gc_pixel_tile(units, per_unit, ck_gc_budget(IM2COL_DW_TILE_FLOATS), 1, 0, SIZE_MAX);
+  s->ntiles = ck_div_up(units, s->pt);
+  s->pix_bytes = ck_gc_floats_bytes(ck_gc_mul(per_unit, s->pt, &ok), &ok);
+  const size_t jobs = ck_gc_mul(ck_gc_mul((size_t)d->batch, nchw ? C : 1, &ok), s->ntiles, &ok);
+  s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
+  s->region = 0;
+  if (!ok || !ck_gc_region_add(&s->region, s->pix_bytes) ||
+      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "im2col: workspace size overflows");
+  s->dw_w = malloc(ck_gc_floats_bytes(ck_gc_mul(K, C, &ok), &ok));
+  s->bias = malloc(C * sizeof(float));
+  s->zero = calloc(C, sizeof(float));
+  if (s->dw_w == NULL || s->bias == NULL || s->zero == NULL)
+    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the im2col depthwise filter");
+  memcpy(s->bias, w->bias, C * sizeof(float));
+  for (size_t c = 0; c < C; c++) /* oihw of a depthwise filter is [C][1][KH][KW] */
+    for (size_t k = 0; k < K; k++)
+      s->dw_w[nchw ? c * K + k : k * C + c] = w->filter_oihw[c * K + k];
+  return CK_OK;
 }
 
 static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
@@ -78,6 +123,8 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->direct = d->kernel_height == 1 && d->kernel_width == 1 && d->stride_height == 1 &&
               d->stride_width == 1 && d->pad_top == 0 && d->pad_bottom == 0 && d->pad_left == 0 &&
               d->pad_right == 0;
+  s->dw = G > 1 && cg == 1 && mg == 1;
+  if (s->dw) return dw_setup(ctx, s, w);
   s->pt = ck_gc_pixel_tile(s->P, s->K, ck_gc_budget(IM2COL_TILE_FLOATS), s->r.pw,
                            IM2COL_MIN_PANELS * s->r.pw, SIZE_MAX);
   s->ntiles = ck_div_up(s->P, s->pt);
@@ -151,7 +198,8 @@ static void lower_tile(const ck_conv_ctx *ctx, const float *input, size_t n, siz
   if (s->r.pix_is_b)
     ck_lower_nchw(pb, input + (n * C + g * cg) * HW, p0 + a, b - a, all_taps, pw, panel);
   else
-    ck_lower_nhwc(pb, input + n * HW * C + g * cg, s->zero, p0 + a, b - a, all_taps, pw, panel);
+    ck_lower_nhwc(pb, input + n * HW * C + g * cg, s->zero, p0 + a, b - a, all_taps, pw,
+                  ck_gemm_packt_for(ctx->kern), panel);
 }
 
 /* The GEMM of channel block blk on tile `tile` of image n and group g; pix: the lowered tile,
@@ -191,10 +239,110 @@ static void tile_gemm(const ck_conv_ctx *ctx, const float *input, float *output,
   ck_gc_gemm(ctx->kern, &s->r, &t, ews);
 }
 
+static inline float clampf(float v, float lo, float hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Depthwise, NHWC: tile `tile` of image n lowered as [pixel][tap][channel] (all C channels of
+ * the input pixel, or zeros in the padding), then out[p][c] = sum_k w[k][c] * x[p][k][c]. */
+static void dw_tile_nhwc(const ck_conv_ctx *ctx, const float *input, float *output, size_t n,
+                         size_t tile, float *x) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const im2col_state *s = ctx->state;
+  const size_t C = (size_t)d->in_channels, K = s->K, OW = (size_t)pb->out_w;
+  const long H = d->in_height, W = d->in_width;
+  const size_t p0 = tile * s->pt, np = s->P - p0 < s->pt ? s->P - p0 : s->pt;
+  const float *in = input + n * (size_t)(H * W) * C;
+  for (size_t j = 0; j < np; j++) {
+    const long oh = (long)((p0 + j) / OW), ow = (long)((p0 + j) % OW);
+    float *xj = x + j * K * C;
+    for (long kh = 0; kh < d->kernel_height; kh++) {
+      const long ih = oh * d->stride_height - d->pad_top + kh * d->dilation_height;
+      for (long kw = 0; kw < d->kernel_width; kw++) {
+        const long iw = ow * d->stride_width - d->pad_left + kw * d->dilation_width;
+        const float *src =
+            ih >= 0 && ih < H && iw >= 0 && iw < W ? in + (ih * W + iw) * (long)C : s->zero;
+        memcpy(xj + (size_t)(kh * d->kernel_width + kw) * C, src, C * sizeof(float));
+      }
+    }
+  }
+  for (size_t j = 0; j < np; j++) {
+    const float *xj = x + j * K * C;
+    float *o = output + (n * s->P + p0 + j) * C;
+    for (size_t c = 0; c < C; c++) o[c] = 0.0f;
+    for (size_t k = 0; k < K; k++) {
+      const float *wk = s->dw_w + k * C, *xk = xj + k * C;
+      for (size_t c = 0; c < C; c++) o[c] += wk[c] * xk[c];
+    }
+    for (size_t c = 0; c < C; c++) o[c] = clampf(o[c] + s->bias[c], pb->min, pb->max);
+  }
+}
+
+/* Depthwise, NCHW: rows [tile*pt, +pt) of output channel c of image n lowered as [tap][pixel]
+ * (each tap's input row gathered with its shift and stride, zero in the padding), then
+ * out[p] = sum_k w[c][k] * x[k][p], vectorized across the pixels. */
+static void dw_tile_nchw(const ck_conv_ctx *ctx, const float *input, float *output, size_t n,
+                         size_t c, size_t tile, float *x) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const im2col_state *s = ctx->state;
+  const size_t C = (size_t)d->in_channels, K = s->K, OW = (size_t)pb->out_w;
+  const size_t OH = (size_t)pb->out_h, KW = (size_t)d->kernel_width;
+  const long H = d->in_height, W = d->in_width;
+  const size_t oh0 = tile * s->pt, nr = OH - oh0 < s->pt ? OH - oh0 : s->pt, np = nr * OW;
+  const float *in = input + (n * C + c) * (size_t)(H * W);
+  for (size_t k = 0; k < K; k++) {
+    const long kh = (long)(k / KW), kw = (long)(k % KW);
+    const long iw0 = -d->pad_left + kw * d->dilation_width;
+    for (size_t r = 0; r < nr; r++) {
+      const long ih = (long)(oh0 + r) * d->stride_height - d->pad_top + kh * d->dilation_height;
+      float *dst = x + k * np + r * OW;
+      if (ih < 0 || ih >= H)
+        memset(dst, 0, OW * sizeof(float));
+      else
+        ck_lower_rows(dst, 0, 1, OW, in + ih * W, 0, iw0, d->stride_width, W);
+    }
+  }
+  const float *wc = s->dw_w + c * K;
+  const float b = s->bias[c];
+  float *out = output + (n * C + c) * s->P + oh0 * OW;
+  for (size_t p = 0; p < np; p++) out[p] = 0.0f;
+  for (size_t k = 0; k < K; k++) {
+    const float wk = wc[k], *xk = x + k * np;
+    for (size_t p = 0; p < np; p++) out[p] += wk * xk[p];
+  }
+  for (size_t p = 0; p < np; p++) out[p] = clampf(out[p] + b, pb->min, pb->max);
+}
+
+static void dw_execute(const ck_conv_ctx *ctx, const float *input, float *output, void *workspace) {
+  const ck_conv_desc *d = &ctx->pb.d;
+  const im2col_state *s = ctx->state;
+  const size_t per_image = s->r.pix_is_b ? (size_t)d->in_channels * s->ntiles : s->ntiles;
+  const size_t jobs = (size_t)d->batch * per_image;
+#pragma omp parallel num_threads(s->workers) if (s->workers > 1)
+  {
+    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    float *x = ck_gc_carve(&cur, s->pix_bytes);
+#pragma omp for schedule(dynamic, 1)
+    for (long job = 0; job < (long)jobs; job++) {
+      const size_t n = (size_t)job / per_image, r = (size_t)job % per_image;
+      if (s->r.pix_is_b)
+        dw_tile_nchw(ctx, input, output, n, r / s->ntiles, r % s->ntiles, x);
+      else
+        dw_tile_nhwc(ctx, input, output, n, r, x);
+    }
+  }
+}
+
 static void im2col_execute(const ck_conv_ctx *ctx, const float *input, float *output,
                            void *workspace) {
   const ck_conv_desc *d = &ctx->pb.d;
   const im2col_state *s = ctx->state;
+  if (s->dw) {
+    dw_execute(ctx, input, output, workspace);
+    return;
+  }
   const size_t G = (size_t)d->groups, units = (size_t)d->batch * G * s->ntiles;
   const size_t panels = ck_div_up(s->pt, s->r.pw);
 

@@ -68,6 +68,8 @@ typedef struct {
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;
+  int dw;              /* depthwise: groups batched (see dw_setup) */
+  float *dw_w;         /* depthwise filter: NHWC [taps][C], NCHW [C][taps] */
   size_t shared_bytes; /* band or gathered tap shared by the team (channels split) */
   size_t pix_bytes, y_bytes, eng_bytes, region; /* per thread */
   int workers;
@@ -79,6 +81,7 @@ static void kn2row_destroy(ck_conv_ctx *ctx) {
   ck_aligned_free(s->filter);
   free(s->bias);
   free(s->zero);
+  free(s->dw_w);
   free(s);
   ctx->state = NULL;
 }
@@ -146,6 +149,70 @@ static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oi
   return CK_OK;
 }
 
+/* Input rows referenced by some output row (stride 1): from 0 up to the last tap of the last
+ * row. */
+static size_t sa_rows(const ck_conv_problem *pb) {
+  const ck_conv_desc *d = &pb->d;
+  long last = (long)pb->out_h - 1 - d->pad_top + (long)(d->kernel_height - 1) * d->dilation_height;
+  if (last > d->in_height - 1) last = d->in_height - 1;
+  return last >= 0 ? (size_t)last + 1 : 0;
+}
+
+/* Depthwise layers (one input and one output channel per group): each tap's 1x1 product is a
+ * per-channel scaling, which as engine calls would be thousands of 1-row GEMMs. The groups are
+ * batched instead, vectorized across channels (NHWC) or pixels (NCHW), with the same structure:
+ *   kn2row-aa: each tap's scaled, shifted input accumulated straight into the output, the
+ *     border handled by clipping each tap's output range (no workspace);
+ *   kn2row (stride 1): per band of input rows, the scaled band of every tap (the partial
+ *     images, KN2ROW_TAP_TILE_FLOATS of them: bands do not overlap, so small ones cost nothing
+ *     and keep them in L2), then the shift-add pass;
+ *   kn2row (stride > 1, tap sums): per output row, every tap's scaled strided input (zero in
+ *     the padding) as its partial result, then the sum of the taps.
+ * Jobs: kn2row-aa and tap sums, an output row (NHWC) or a channel (NCHW); kn2row, a block of
+ * channels (NHWC) or a channel (NCHW), its bands in order. */
+static ck_status dw_setup(ck_conv_ctx *ctx, kn2row_state *s, const ck_conv_weights *w) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const size_t C = (size_t)d->in_channels, N = (size_t)d->batch, T = s->taps;
+  const size_t W = (size_t)d->in_width;
+  const int nchw = s->r.pix_is_b;
+  int ok = 1;
+  size_t jobs;
+  s->dw = 1;
+  if (s->mode != MODE_SHIFT_ADD) {
+    jobs = ck_gc_mul(N, nchw ? C : (size_t)pb->out_h, &ok);
+    if (s->mode == MODE_TAP_SUM) /* the taps' partial rows */
+      s->y_bytes = ck_gc_floats_bytes(
+          ck_gc_mul(ck_gc_mul(T, (size_t)pb->out_w, &ok), nchw ? 1 : C, &ok), &ok);
+  } else {
+    s->rows = sa_rows(pb);
+    s->mb = nchw ? 1 : ck_gc_channel_block(N, C, 8, 8, ctx->threads);
+    s->nmb = nchw ? C : ck_div_up(C, s->mb);
+    const size_t per_row = ck_gc_mul(T * s->mb, W, &ok);
+    s->band = per_row > 0 ? ck_gc_budget(KN2ROW_TAP_TILE_FLOATS) / per_row : 1;
+    if (s->band < 1) s->band = 1;
+    if (s->band > s->rows) s->band = s->rows > 0 ? s->rows : 1;
+    s->nbands = ck_div_up(s->rows, s->band);
+    s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(T, s->mb, &ok), s->band * W, &ok), &ok);
+    jobs = ck_gc_mul(N, s->nmb, &ok);
+  }
+  s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
+  s->region = 0;
+  if (!ok || !ck_gc_region_add(&s->region, s->y_bytes) ||
+      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "%s: workspace size overflows",
+                   s->mode == MODE_AA ? "kn2row-aa" : "kn2row");
+  s->dw_w = malloc(ck_gc_floats_bytes(ck_gc_mul(T, C, &ok), &ok));
+  s->bias = malloc(C * sizeof(float));
+  if (!ok || s->dw_w == NULL || s->bias == NULL)
+    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the kn2row depthwise filter");
+  memcpy(s->bias, w->bias, C * sizeof(float));
+  for (size_t c = 0; c < C; c++) /* oihw of a depthwise filter is [C][1][KH][KW] */
+    for (size_t t = 0; t < T; t++)
+      s->dw_w[nchw ? c * T + t : t * C + c] = w->filter_oihw[c * T + t];
+  return CK_OK;
+}
+
 static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row_mode mode) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
@@ -163,13 +230,9 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   s->P = (size_t)pb->out_h * (size_t)pb->out_w;
   int ok = 1;
   size_t jobs;
+  if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
   if (mode == MODE_SHIFT_ADD) {
-    /* Input rows referenced by some output row: from 0 (the first tap of row 0 is at -pad_top)
-     * up to the last tap of the last row. */
-    long last =
-        (long)pb->out_h - 1 - d->pad_top + (long)(d->kernel_height - 1) * d->dilation_height;
-    if (last > d->in_height - 1) last = d->in_height - 1;
-    const size_t rows = last >= 0 ? (size_t)last + 1 : 0;
+    const size_t rows = sa_rows(pb);
     s->rows = rows;
     /* A block's taps*mb rows are packed on their own: mb only needs taps*mb to fill the
      * filter panels, a multiple of fw / gcd(taps, fw). */
@@ -232,8 +295,17 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
       size_t per = ck_gc_budget(KN2ROW_OUT_TILE_FLOATS) / mg / s->pt;
       if (per < 1) per = 1;
       const size_t want = 4 * (size_t)ctx->threads, images = N * G;
-      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want)
-        per = ck_div_up(ck_div_up(s->P, ck_div_up(want, images)), s->pt);
+      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want) {
+        /* Jobs of a want-th of the image, so the threads never split channels (which would
+         * gather every tap once per channel block, or synchronize the team on every tap); each
+         * job gathers at least two tiles, so that the tap tile stays well under the lowered tile
+         * im2col uses for the same job size. */
+        const size_t target = ck_div_up(s->P, ck_div_up(want, images));
+        size_t half = target / 2 / s->r.pw * s->r.pw;
+        if (half < s->r.pw) half = s->r.pw;
+        if (half < s->pt) s->pt = half;
+        per = target / s->pt; /* rounded down: at least `want` jobs */
+      }
       if (per > 1) s->jt = per * s->pt;
       if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
     }
@@ -332,7 +404,7 @@ static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, si
     ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
   else
     ck_lower_nhwc(pb, a->in + un.n * HW * C + un.g * cg, s->zero, un.p0 + lo, hi - lo, tap, pw,
-                  dst);
+                  ck_gemm_packt_for(a->ctx->kern), dst);
 }
 
 /* The GEMM of tap group t for channel block blk of the unit, on its gathered taps pix:
@@ -571,11 +643,180 @@ static void sa_pack(const run_args *a, size_t n, size_t g, size_t b, size_t q, f
                    dst + q * pw * cg);
 }
 
+/* ---- Depthwise (dw_setup) -------------------------------------------------------------- */
+
+/* Output columns ow whose input column ow*sw + off lies in [0, W): [*lo, *hi). */
+static void dw_cols(const ck_conv_problem *pb, long off, long *lo, long *hi) {
+  const long sw = pb->d.stride_width, W = pb->d.in_width;
+  *lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+  *hi = off >= W ? 0 : (W - 1 - off) / sw + 1;
+  if (*hi > pb->out_w) *hi = pb->out_w;
+  if (*hi < *lo) *hi = *lo;
+}
+
+/* kn2row-aa, NHWC: output row oh of image n, the taps accumulated in order, then bias and
+ * activation. Tap sums (y non-NULL): each tap's row is its partial result y + t*OW*C (zero where
+ * the tap reads padding), then out = activation(bias + the partials in order). */
+static void dw_aa_row(const run_args *a, size_t n, long oh, float *y) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t C = (size_t)d->in_channels, OW = (size_t)pb->out_w, T = s->taps;
+  const long H = d->in_height, W = d->in_width, sw = d->stride_width;
+  float *o = a->out + (n * (size_t)pb->out_h + (size_t)oh) * OW * C;
+  if (y != NULL)
+    for (size_t i = 0; i < T * OW * C; i++) y[i] = 0.0f;
+  else
+    for (size_t i = 0; i < OW * C; i++) o[i] = 0.0f;
+  for (long kh = 0; kh < d->kernel_height; kh++) {
+    const long ih = oh * d->stride_height - d->pad_top + kh * d->dilation_height;
+    if (ih < 0 || ih >= H) continue;
+    const float *row = a->in + (n * (size_t)H + (size_t)ih) * (size_t)W * C;
+    for (long kw = 0; kw < d->kernel_width; kw++) {
+      const size_t t = (size_t)(kh * d->kernel_width + kw);
+      const long off = -d->pad_left + kw * d->dilation_width;
+      const float *wt = s->dw_w + t * C;
+      float *acc = y != NULL ? y + t * OW * C : o;
+      long lo, hi;
+      dw_cols(pb, off, &lo, &hi);
+      for (long ow = lo; ow < hi; ow++) {
+        const float *x = row + (size_t)(ow * sw + off) * C;
+        float *oo = acc + (size_t)ow * C;
+        for (size_t c = 0; c < C; c++) oo[c] += wt[c] * x[c];
+      }
+    }
+  }
+  for (size_t j = 0; j < OW; j++)
+    for (size_t c = 0; c < C; c++) {
+      float v;
+      if (y != NULL) {
+        v = s->bias[c];
+        for (size_t t = 0; t < T; t++) v += y[(t * OW + j) * C + c];
+      } else {
+        v = o[j * C + c] + s->bias[c];
+      }
+      o[j * C + c] = clampf(v, pb->min, pb->max);
+    }
+}
+
+/* kn2row-aa and tap sums, NCHW: channel c of image n, row by row as dw_aa_row (y: T*OW). */
+static void dw_aa_plane(const run_args *a, size_t n, size_t c, float *y) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t C = (size_t)d->in_channels, OW = (size_t)pb->out_w, T = s->taps;
+  const long H = d->in_height, W = d->in_width, sw = d->stride_width;
+  const float *in = a->in + (n * C + c) * (size_t)(H * W), *wc = s->dw_w + c * T;
+  for (long oh = 0; oh < pb->out_h; oh++) {
+    float *o = a->out + ((n * C + c) * (size_t)pb->out_h + (size_t)oh) * OW;
+    if (y != NULL)
+      for (size_t i = 0; i < T * OW; i++) y[i] = 0.0f;
+    else
+      for (size_t i = 0; i < OW; i++) o[i] = 0.0f;
+    for (long kh = 0; kh < d->kernel_height; kh++) {
+      const long ih = oh * d->stride_height - d->pad_top + kh * d->dilation_height;
+      if (ih < 0 || ih >= H) continue;
+      for (long kw = 0; kw < d->kernel_width; kw++) {
+        const size_t t = (size_t)(kh * d->kernel_width + kw);
+        const long off = -d->pad_left + kw * d->dilation_width;
+        const float wt = wc[t], *x = in + ih * W + off;
+        float *acc = y != NULL ? y + t * OW : o;
+        long lo, hi;
+        dw_cols(pb, off, &lo, &hi);
+        if (sw == 1)
+          for (long ow = lo; ow < hi; ow++) acc[ow] += wt * x[ow];
+        else
+          for (long ow = lo; ow < hi; ow++) acc[ow] += wt * x[ow * sw];
+      }
+    }
+    for (size_t i = 0; i < OW; i++) {
+      float v;
+      if (y != NULL) {
+        v = s->bias[c];
+        for (size_t t = 0; t < T; t++) v += y[t * OW + i];
+      } else {
+        v = o[i] + s->bias[c];
+      }
+      o[i] = clampf(v, pb->min, pb->max);
+    }
+  }
+}
+
+/* kn2row, job j: channel block (NHWC) or channel (NCHW) of an image. Rows no tap reaches get
+ * the bias; then band by band, every tap's scaled band into y and the shift-add. */
+static void dw_sa_job(const run_args *a, size_t job, float *y) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const kn2row_state *s = a->s;
+  const size_t C = (size_t)d->in_channels, T = s->taps, P = s->P;
+  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W;
+  const int nchw = s->r.pix_is_b;
+  const size_t n = job / s->nmb, blk = job % s->nmb;
+  const size_t c0 = blk * s->mb, mb = C - c0 < s->mb ? C - c0 : s->mb;
+  float *out_c = nchw ? a->out + (n * C + c0) * P : a->out + n * P * C + c0;
+  const float *bias = s->bias + c0;
+  for (long oh = 0; oh < pb->out_h; oh++) {
+    long first, last;
+    valid_kh(d, oh, &first, &last);
+    if (first <= last) continue;
+    for (size_t ow = 0; ow < (size_t)pb->out_w; ow++)
+      for (size_t m = 0; m < mb; m++) {
+        const size_t p = (size_t)oh * (size_t)pb->out_w + ow;
+        out_c[nchw ? m * P + p : p * C + m] = clampf(bias[m], pb->min, pb->max);
+      }
+  }
+  for (size_t b = 0; b < s->nbands; b++) {
+    size_t r0;
+    const size_t nrows = sa_band_rows(s, b, &r0), npix = nrows * W;
+    if (nchw) { /* y[t*npix + pixel] */
+      const float *x = a->in + (n * C + c0) * HW + r0 * W, *wc = s->dw_w + c0 * T;
+      for (size_t t = 0; t < T; t++)
+        for (size_t p = 0; p < npix; p++) y[t * npix + p] = wc[t] * x[p];
+    } else { /* y[(pixel*T + t)*mb + m] */
+      const float *x = a->in + (n * HW + r0 * W) * C + c0;
+      for (size_t p = 0; p < npix; p++)
+        for (size_t t = 0; t < T; t++) {
+          const float *wt = s->dw_w + t * C + c0;
+          float *yy = y + (p * T + t) * mb;
+          for (size_t m = 0; m < mb; m++) yy[m] = wt[m] * x[p * C + m];
+        }
+    }
+    shift_add(a, y, (long)r0, (long)(r0 + nrows), mb, out_c, bias);
+  }
+}
+
+static void dw_execute(const run_args *a, void *workspace) {
+  const ck_conv_problem *pb = &a->ctx->pb;
+  const kn2row_state *s = a->s;
+  const size_t N = (size_t)pb->d.batch, C = (size_t)pb->d.in_channels;
+  const int nchw = s->r.pix_is_b;
+  const size_t per_image = s->mode != MODE_SHIFT_ADD ? (nchw ? C : (size_t)pb->out_h) : s->nmb;
+#pragma omp parallel num_threads(s->workers) if (s->workers > 1)
+  {
+    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    float *y = s->mode == MODE_AA ? NULL : ck_gc_carve(&cur, s->y_bytes); /* AA: none */
+#pragma omp for schedule(dynamic, 1)
+    for (long job = 0; job < (long)(N * per_image); job++) {
+      const size_t n = (size_t)job / per_image, r = (size_t)job % per_image;
+      if (s->mode == MODE_SHIFT_ADD)
+        dw_sa_job(a, (size_t)job, y);
+      else if (nchw)
+        dw_aa_plane(a, n, r, y);
+      else
+        dw_aa_row(a, n, (long)r, y);
+    }
+  }
+}
+
 static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *output,
                            void *workspace) {
   const ck_conv_desc *d = &ctx->pb.d;
   const kn2row_state *s = ctx->state;
   const run_args a = {ctx, s, input, output};
+  if (s->dw) {
+    dw_execute(&a, workspace);
+    return;
+  }
   const size_t per_image = s->mode == MODE_SHIFT_ADD ? 1 : s->ntiles;
   const size_t units = (size_t)d->batch * (size_t)d->groups * per_image;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)

@@ -1,5 +1,6 @@
 #include "lower.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* The t in [0, len) for which 0 <= iw0 + t*step < w, as [*lo, *hi). */
@@ -59,7 +60,20 @@ void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, cons
     copy_range(dst + c * dst_stride, len, src + c * src_stride, iw0, step, lo, hi);
 }
 
-void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs) {
+void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs, const float *zero,
+                     ck_gemm_packt_fn packt) {
+  /* Under 8 channels a register transpose moves mostly padding lanes: element by element. */
+  if (packt != NULL && cg >= 8 && ptrs[0] != zero) {
+    size_t h = 1;
+    const ptrdiff_t rs = pw > 1 && ptrs[1] != zero ? ptrs[1] - ptrs[0] : 0;
+    while (h < pw && ptrs[h] != zero && ptrs[h] - ptrs[0] == (ptrdiff_t)h * rs) h++;
+    size_t z = h;
+    while (z < pw && ptrs[z] == zero) z++;
+    if (z == pw && (rs > 0 || h == 1)) {
+      packt(h, pw, cg, ptrs[0], (size_t)rs, dst);
+      return;
+    }
+  }
   for (size_t c = 0; c < cg; c++)
     for (size_t j = 0; j < pw; j++) dst[c * pw + j] = ptrs[j][c];
 }
@@ -175,7 +189,7 @@ void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size
 }
 
 void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *zero, size_t p0,
-                   size_t np, ck_tap_range taps, size_t pw, float *dst) {
+                   size_t np, ck_tap_range taps, size_t pw, ck_gemm_packt_fn packt, float *dst) {
   const ck_conv_desc *d = &pb->d;
   const long H = d->in_height, W = d->in_width, OW = pb->out_w, C = d->in_channels;
   const long sh = d->stride_height, sw = d->stride_width;
@@ -192,7 +206,23 @@ void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *ze
       oh[j] = (long)((p0 + a + j) / (size_t)OW);
       ow[j] = (long)((p0 + a + j) % (size_t)OW);
     }
+    /* A full panel within one output row, whose taps of a kernel row all lie inside the image:
+     * when the group is all the channels and dilation_w is 1, a pixel's nkw*cg floats of that
+     * kernel row are contiguous in the input (k = (kw, c)), so the whole kernel row is one
+     * transposing pack of pw rows spaced sw*C apart. */
+    const long dx0 = -pl + (long)taps.kw0 * dw;
+    const int row_run = packt != NULL && cnt == pw && (size_t)C == cg && (dw == 1 || nkw == 1) &&
+                        nkw * cg >= 8 && oh[0] == oh[pw - 1] && ow[0] * sw + dx0 >= 0 &&
+                        ow[pw - 1] * sw + dx0 + (long)nkw - 1 < W;
     for (size_t kh = 0; kh < nkh; kh++) {
+      if (row_run) {
+        const long ih = oh[0] * sh - pt + ((long)taps.kh0 + (long)kh) * dh;
+        if (ih >= 0 && ih < H) {
+          packt(pw, pw, nkw * cg, in_g + (ih * W + ow[0] * sw + dx0) * C, (size_t)(sw * C),
+                panel + kh * nkw * cg * pw);
+          continue;
+        }
+      }
       for (size_t kw = 0; kw < nkw; kw++) {
         const long dy = -pt + ((long)taps.kh0 + (long)kh) * dh;
         const long dx = -pl + ((long)taps.kw0 + (long)kw) * dw;
@@ -202,7 +232,7 @@ void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *ze
           const long ih = oh[j] * sh + dy, iw = ow[j] * sw + dx;
           if (ih >= 0 && ih < H && iw >= 0 && iw < W) ptrs[j] = in_g + (ih * W + iw) * C;
         }
-        ck_lower_gather(panel + (kh * nkw + kw) * cg * pw, pw, cg, ptrs);
+        ck_lower_gather(panel + (kh * nkw + kw) * cg * pw, pw, cg, ptrs, zero, packt);
       }
     }
   }

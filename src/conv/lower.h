@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "../gemm.h"
 #include "conv.h"
 
 typedef struct {
@@ -34,7 +35,7 @@ void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size
 /* in_g: the image's first pixel at the group's first channel (in + n*H*W*C + g*cg); pixel
  * (ih, iw) at in_g + (ih*W + iw)*C. zero: cg floats of 0.0f, read for padding taps. */
 void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *zero, size_t p0,
-                   size_t np, ck_tap_range taps, size_t pw, float *dst);
+                   size_t np, ck_tap_range taps, size_t pw, ck_gemm_packt_fn packt, float *dst);
 
 /* For `count` rows c: dst[c*dst_stride + t] = src[c*src_stride + iw0 + t*step] where
  * 0 <= iw0 + t*step < w, else 0, for t < len. The valid range is computed once for all rows. */
@@ -42,8 +43,13 @@ void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, cons
                    size_t src_stride, long iw0, long step, long w);
 
 /* dst[c*pw + j] = ptrs[j][c] for c < cg, j < pw: the transpose of pw rows of cg floats into a
- * block of a panel. */
-void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs);
+ * block of a panel. Pointers equal to `zero` (cg floats of 0.0f) are padding. When the leading
+ * non-padding pointers are evenly spaced and the rest are padding (the interior of an image row
+ * at any stride), the block is one call of the ISA's transposing packer `packt` (gemm.h), which
+ * moves 16 x 16 blocks in registers; otherwise (or with packt NULL, or under 8 channels) element
+ * by element. */
+void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs, const float *zero,
+                     ck_gemm_packt_fn packt);
 
 /* The largest pixel-panel width the lowering routines accept (they keep pw pointers on the
  * stack). Every kernel table's MR and NR is below it. */

@@ -22,8 +22,12 @@
  * too and is transposed there (counted in the workspace and the time); the NCHW input is read
  * in place by the lowering.
  *
- * Tiling: bands of output rows; each job lowers the L of its band (the rows it needs, with the
- * KH - stride overlap between bands lowered twice) and runs the band's GEMMs while L is in cache.
+ * Tiling: bands of output rows and chunks of output columns (whole MR-row panels of L); each job
+ * lowers the L of its band and chunk (the input rows it needs, with the KH - stride overlap
+ * between bands lowered twice) and runs their GEMMs while L is in cache. L's budget is 0.35x
+ * im2col's lowered tile: MEC's point is its smaller lowering, and a band of at least
+ * MEC_MIN_ROWS output rows keeps the relowered overlap small, so columns are chunked first.
+ * With dilation, a band of fewer rows than the dilation stores only the phases it reads.
  * The GEMMs of a row have few rows (o_w), so the filter would stream from memory once per output
  * row: they run channel block by channel block, each block of the filter staying in L2 across
  * all the rows of the band. Jobs (image or batch, group, band, channel split) are independent
@@ -38,12 +42,18 @@
 #include "gemmconv.h"
 #include "lower.h"
 
-/* L of one band: 256 Ki floats (1 MiB), half the 2 MiB L2 of the machines measured, so the band
- * stays in L2 from its lowering through its GEMMs. */
-#define MEC_BAND_FLOATS (256u * 1024u)
+/* L of one band and chunk: 88 Ki floats (352 KiB), in L2 from its lowering through its GEMMs,
+ * and 0.35x of im2col's lowered tile (IM2COL_TILE_FLOATS). */
+#define MEC_BAND_FLOATS (88u * 1024u)
+/* Output rows of a band before its columns are chunked: the lowering of a band of R rows reads
+ * R + KH - 1 input rows. */
+#define MEC_MIN_ROWS 4
 /* Filter block reused across the rows of a band: 128 Ki floats (512 KiB) of L2. */
 #define MEC_FILTER_BLOCK_FLOATS (128u * 1024u)
 #define MEC_MIN_BLOCK 32
+/* L of one depthwise job: 5.5 Ki floats (22 KiB, in L1), 0.35x of im2col's depthwise lowered
+ * tile (IM2COL_DW_TILE_FLOATS). */
+#define MEC_DW_BAND_FLOATS (5632u)
 
 typedef struct {
   ck_gc_roles r; /* pixels (rows of L) are A, the filter is packed B */
@@ -52,12 +62,16 @@ typedef struct {
   size_t R, nbands;     /* output rows per band */
   size_t Qb, ctot;      /* input rows per dilation phase, columns of L */
   size_t lrows, panels; /* rows of L (nb*o_w) and its MR-row panels */
+  size_t cp, nchunks;   /* panels of L per chunk of columns, chunks */
   int use_tmp;          /* output through a per-thread tile */
   size_t mb, nmb;       /* channel split into jobs */
   size_t cb;            /* channel block of the filter kept in L2 within a job (multiple of NR) */
   size_t fstride;
   float *filter, *bias, *zero;
-  size_t shared_bytes;                          /* L lowered once for the team (channels split) */
+  int dw;              /* depthwise: groups batched (dw_setup) */
+  float *dw_w;         /* depthwise filter: NHWC [K][C], NCHW [C][K] */
+  size_t U;            /* depthwise: input rows of a band of R output rows */
+  size_t shared_bytes; /* L lowered once for the team (channels split) */
   size_t l_bytes, tmp_bytes, eng_bytes, region; /* per thread */
   int workers;
 } mec_state;
@@ -68,6 +82,7 @@ static void mec_destroy(ck_conv_ctx *ctx) {
   ck_aligned_free(s->filter);
   free(s->bias);
   free(s->zero);
+  free(s->dw_w);
   free(s);
   ctx->state = NULL;
 }
@@ -78,11 +93,68 @@ static size_t band_rows(const ck_conv_desc *d, size_t R) {
          (size_t)(d->kernel_height - 1) * (size_t)d->dilation_height + 1;
 }
 
+/* Rows of L are stored phase by phase (u mod dh); output rows r < R start at u = r*sh, so only
+ * the phases below (R-1)*sh + 1 are read when that is under dh. */
 static size_t band_width(const ck_conv_problem *pb, size_t R, size_t *qb) {
   const ck_conv_desc *d = &pb->d;
-  const size_t dh = (size_t)d->dilation_height;
+  const size_t dh = (size_t)d->dilation_height, first = (R - 1) * (size_t)d->stride_height + 1;
   *qb = ck_div_up(band_rows(d, R), dh);
-  return *qb * dh * (size_t)d->kernel_width * (size_t)pb->cin_g;
+  return *qb * (first < dh ? first : dh) * (size_t)d->kernel_width * (size_t)pb->cin_g;
+}
+
+/* Floats of L for a band of R output rows and a chunk of cp panels (SIZE_MAX on overflow). */
+static size_t band_floats(const ck_conv_problem *pb, size_t R, size_t cp, size_t MR) {
+  size_t qb, f;
+  if (!ck_mul_size(band_width(pb, R, &qb), cp * MR, &f)) return SIZE_MAX;
+  return f;
+}
+
+/* Depthwise layers (one input and one output channel per group): the o_h GEMMs per group would
+ * be thousands of one-column products. The groups are batched: L is lowered for all channels
+ * (NHWC: row ow of L holds, per band input row u and tap kw, the C channels of input pixel
+ * (u, ow*sw - pl + kw*dw); NCHW, one channel at a time, L is stored transposed, [u][kw][ow]),
+ * and each output row reads its window of L -- the KH band rows it needs, overlapping those of
+ * the next rows, no copies -- in products vectorized across channels (NHWC) or columns (NCHW).
+ * Jobs: NHWC (image, band, chunk of columns), NCHW (image, channel, band). */
+static ck_status dw_setup(ck_conv_ctx *ctx, mec_state *s, const ck_conv_weights *w) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const size_t C = (size_t)d->in_channels, K = s->K, N = (size_t)d->batch;
+  const size_t OH = (size_t)pb->out_h, OW = (size_t)pb->out_w, KW = (size_t)d->kernel_width;
+  const int nchw = d->layout == CK_LAYOUT_NCHW;
+  const size_t budget = ck_gc_budget(MEC_DW_BAND_FLOATS);
+  const size_t rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
+  int ok = 1;
+  s->dw = 1;
+  /* floats of L per (band input row, column) */
+  const size_t unit = ck_gc_mul(KW, nchw ? 1 : C, &ok);
+  s->cp = OW; /* columns per chunk (NCHW: all) */
+  if (!nchw)
+    while (s->cp > 1 && ck_gc_mul(band_rows(d, rmin) * s->cp, unit, &ok) > budget) s->cp--;
+  s->nchunks = ck_div_up(OW, s->cp);
+  s->cp = ck_div_up(OW, s->nchunks);
+  s->nchunks = ck_div_up(OW, s->cp);
+  s->R = 1;
+  while (s->R < OH && ck_gc_mul(band_rows(d, s->R + 1) * s->cp, unit, &ok) <= budget) s->R++;
+  s->nbands = ck_div_up(OH, s->R);
+  s->U = band_rows(d, s->R);
+  s->l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->U * s->cp, unit, &ok), &ok);
+  const size_t jobs = ck_gc_mul(ck_gc_mul(N, nchw ? C : s->nchunks, &ok), s->nbands, &ok);
+  s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
+  s->region = 0;
+  if (!ok || !ck_gc_region_add(&s->region, s->l_bytes) ||
+      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace size overflows");
+  s->dw_w = malloc(ck_gc_floats_bytes(ck_gc_mul(K, C, &ok), &ok));
+  s->bias = malloc(C * sizeof(float));
+  s->zero = calloc(C, sizeof(float));
+  if (!ok || s->dw_w == NULL || s->bias == NULL || s->zero == NULL)
+    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec depthwise filter");
+  memcpy(s->bias, w->bias, C * sizeof(float));
+  for (size_t c = 0; c < C; c++) /* oihw of a depthwise filter is [C][1][KH][KW] */
+    for (size_t k = 0; k < K; k++)
+      s->dw_w[nchw ? c * K + k : k * C + c] = w->filter_oihw[c * K + k];
+  return CK_OK;
 }
 
 static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
@@ -100,42 +172,52 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   const size_t N = (size_t)d->batch, OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
   int ok = 1;
   s->K = cg * (size_t)d->kernel_height * (size_t)d->kernel_width; /* <= filter size */
+  if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
   /* Solution A when stacking the batch fills the panels better than one image at a time. */
   const size_t stacked = ck_gc_mul(N, OW, &ok);
   s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
   s->lrows = s->nb * OW;
   s->panels = ck_div_up(s->lrows, MR);
-  /* The most output rows whose L fits the band budget (at least one). */
-  const size_t per_lrow = s->panels * MR; /* rows of L including panel padding */
+  /* The widest chunk whose L (and output tile, when the output goes through one; at most mg
+   * channels) fits the budget with MEC_MIN_ROWS rows (one panel at least), made even; then the
+   * most output rows that fit with that chunk (one at least). */
+  const size_t budget = ck_gc_budget(MEC_BAND_FLOATS), rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
+  s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
+  const size_t tmp_per = s->use_tmp ? mg : 0; /* output floats per output row and row of L */
+  s->cp = s->panels;
+  while (s->cp > 1 && band_floats(pb, rmin, s->cp, MR) + rmin * s->cp * MR * tmp_per > budget)
+    s->cp--;
+  s->nchunks = ck_div_up(s->panels, s->cp);
+  s->cp = ck_div_up(s->panels, s->nchunks);
+  s->nchunks = ck_div_up(s->panels, s->cp);
+  const size_t per_lrow = s->cp * MR; /* rows of L in a chunk, including panel padding */
   s->R = 1;
-  while (s->R < OH) {
-    size_t qb, width = band_width(pb, s->R + 1, &qb);
-    size_t f;
-    if (!ck_mul_size(width, per_lrow, &f) || f > ck_gc_budget(MEC_BAND_FLOATS)) break;
+  while (s->R < OH &&
+         band_floats(pb, s->R + 1, s->cp, MR) + (s->R + 1) * per_lrow * tmp_per <= budget)
     s->R++;
-  }
   s->nbands = ck_div_up(OH, s->R);
   s->ctot = band_width(pb, s->R, &s->Qb);
-  s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
-  const size_t jobs0 = N / s->nb * G * s->nbands;
+  const size_t jobs0 = N / s->nb * G * s->nbands * s->nchunks;
   s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
   const size_t l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->ctot, per_lrow, &ok), &ok);
   s->shared_bytes = s->nmb > 1 ? l_bytes : 0;
   s->l_bytes = s->nmb > 1 ? 0 : l_bytes;
   s->tmp_bytes =
-      s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, s->lrows, &ok), s->mb, &ok), &ok)
+      s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, per_lrow, &ok), s->mb, &ok), &ok)
                  : 0;
   s->cb = ck_gc_budget(MEC_FILTER_BLOCK_FLOATS) / s->K / s->r.fw * s->r.fw;
   if (s->cb < s->r.fw) s->cb = s->r.fw;
-  /* Every GEMM is lrows x (a block of at most cb channels) x K: ask the engine for each width. */
+  /* Every GEMM is (a chunk's rows) x (a block of at most cb channels) x K: ask the engine for
+   * each shape. */
+  const size_t rows_last = s->lrows - (s->nchunks - 1) * per_lrow;
   const size_t mb_last = mg - (s->nmb - 1) * s->mb;
   const size_t widths[4] = {s->cb < s->mb ? s->cb : s->mb, s->mb % s->cb,
                             mb_last < s->cb ? mb_last : s->cb, mb_last % s->cb};
   s->eng_bytes = 0;
   for (int i = 0; i < 4; i++) {
     if (widths[i] == 0) continue;
-    size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->lrows, s->lrows, widths[i], widths[i],
+    size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, per_lrow, rows_last, widths[i], widths[i],
                                     s->K, 1, &ok);
     if (b > s->eng_bytes) s->eng_bytes = b;
   }
@@ -180,10 +262,11 @@ static int row_used(const ck_conv_desc *d, size_t u, size_t nr) {
 }
 
 /* Lowers panels [p_lo, p_hi) of L for the band whose first input row is padded row `base`, for
- * images n0.. and group g: panel p at l + p*ctot*MR, element (row j, column col) at
+ * images n0.. and group g: panel p at l + (p - p_base)*ctot*MR, element (row j, column col) at
  * col*MR + j%MR. */
-static void lower_band(const ck_conv_problem *pb, const mec_state *s, const float *in, size_t n0,
-                       size_t g, size_t base, size_t nr, size_t p_lo, size_t p_hi, float *l) {
+static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_packt_fn packt,
+                       const float *in, size_t n0, size_t g, size_t base, size_t nr, size_t p_lo,
+                       size_t p_hi, size_t p_base, float *l) {
   const ck_conv_desc *d = &pb->d;
   const size_t MR = s->r.pw, cg = (size_t)pb->cin_g, C = (size_t)d->in_channels;
   const long H = d->in_height, W = d->in_width, OW = pb->out_w;
@@ -193,7 +276,7 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, const floa
   const int nchw = d->layout == CK_LAYOUT_NCHW;
   const float *ptrs[CK_LOWER_MAX_PW];
   for (size_t p = p_lo; p < p_hi; p++) {
-    float *panel = l + p * s->ctot * MR;
+    float *panel = l + (p - p_base) * s->ctot * MR;
     const size_t j0 = p * MR, cnt = s->lrows - j0 < MR ? s->lrows - j0 : MR;
     for (size_t u = 0; u < U; u++) {
       if (!row_used(d, u, nr)) continue; /* never read by a window */
@@ -211,7 +294,7 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, const floa
             if (iw >= 0 && iw < W)
               ptrs[i] = in + ((n * (size_t)H + (size_t)ih) * (size_t)W + (size_t)iw) * C + g * cg;
           }
-          ck_lower_gather(dst, MR, cg, ptrs);
+          ck_lower_gather(dst, MR, cg, ptrs, s->zero, packt);
           continue;
         }
         if (!row_ok || cnt < MR) {
@@ -233,27 +316,32 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, const floa
   }
 }
 
-/* Unit u of the work: (images, group, band). */
+/* Unit u of the work: (images, group, band, chunk): output rows [oh0, oh0+nr) and panels
+ * [p0, p0+np) of L. */
 typedef struct {
-  size_t n0, g, oh0, nr;
+  size_t n0, g, oh0, nr, p0, np;
 } mec_unit;
 
 static mec_unit unit_of(const ck_conv_ctx *ctx, size_t u) {
   const mec_state *s = ctx->state;
   const size_t G = (size_t)ctx->pb.d.groups, OH = (size_t)ctx->pb.out_h;
-  const size_t band = u % s->nbands, g = u / s->nbands % G, n0 = u / s->nbands / G * s->nb;
-  const size_t oh0 = band * s->R;
-  return (mec_unit){n0, g, oh0, OH - oh0 < s->R ? OH - oh0 : s->R};
+  const size_t chunk = u % s->nchunks, v = u / s->nchunks;
+  const size_t band = v % s->nbands, g = v / s->nbands % G, n0 = v / s->nbands / G * s->nb;
+  const size_t oh0 = band * s->R, p0 = chunk * s->cp;
+  return (mec_unit){n0,  g,
+                    oh0, OH - oh0 < s->R ? OH - oh0 : s->R,
+                    p0,  s->panels - p0 < s->cp ? s->panels - p0 : s->cp};
 }
 
+/* Panels [p_lo, p_hi) of the unit's L (within its chunk) into l, the chunk's first panel. */
 static void lower_unit(const ck_conv_ctx *ctx, const float *in, mec_unit un, size_t p_lo,
                        size_t p_hi, float *l) {
   const mec_state *s = ctx->state;
-  lower_band(&ctx->pb, s, in, un.n0, un.g, un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo,
-             p_hi, l);
+  lower_band(&ctx->pb, s, ck_gemm_packt_for(ctx->kern), in, un.n0, un.g,
+             un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo, p_hi, un.p0, l);
 }
 
-/* The GEMMs of channel block blk of a unit whose L is lowered, and their output. */
+/* The GEMMs of channel block blk of a unit whose L (its chunk) is lowered, and their output. */
 static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t blk, const float *l,
                       float *tmp, void *ews) {
   const ck_conv_problem *pb = &ctx->pb;
@@ -264,12 +352,13 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
   const size_t KW = (size_t)d->kernel_width, cg = (size_t)pb->cin_g;
   const size_t sh = (size_t)d->stride_height, dh = (size_t)d->dilation_height;
   const size_t g = un.g, n0 = un.n0, oh0 = un.oh0, nr = un.nr;
+  const size_t j0 = un.p0 * MR, rows = s->lrows - j0 < un.np * MR ? s->lrows - j0 : un.np * MR;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
   for (size_t c0 = 0; c0 < mb; c0 += s->cb) {
     const size_t cb = mb - c0 < s->cb ? mb - c0 : s->cb;
     for (size_t r = 0; r < nr; r++) {
       const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
-      ck_gc_tile t = {.np = s->lrows,
+      ck_gc_tile t = {.np = rows,
                       .mb = cb,
                       .k = s->K,
                       .pix = {.data = l + col0 * MR, .row_stride = s->ctot * MR, .packed = 1},
@@ -279,33 +368,124 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
                       .lo = pb->min,
                       .hi = pb->max};
       if (s->use_tmp) {
-        t.c = tmp + r * s->lrows * mb + c0;
+        t.c = tmp + r * rows * mb + c0;
         t.ldc = mb;
-      } else {
-        t.c = out + (n0 * OH + oh0 + r) * OW * M + g * mg + m0 + c0;
+      } else { /* one image: rows of L are output columns j0.. */
+        t.c = out + ((n0 * OH + oh0 + r) * OW + j0) * M + g * mg + m0 + c0;
         t.ldc = M;
       }
       ck_gc_gemm(ctx->kern, &s->r, &t, ews);
     }
   }
   if (!s->use_tmp) return;
-  /* The tile's rows (r, image, ow) into the output. */
+  /* The tile's rows (r, row of L = (image, ow)) into the output, a run within an image at a
+   * time. */
   for (size_t r = 0; r < nr; r++) {
     const size_t oh = oh0 + r;
-    for (size_t i = 0; i < s->nb; i++) {
-      const size_t n = n0 + i;
-      const float *t = tmp + (r * s->lrows + i * OW) * mb;
+    for (size_t j = 0; j < rows;) {
+      const size_t n = n0 + (j0 + j) / OW, ow0 = (j0 + j) % OW;
+      const size_t len = rows - j < OW - ow0 ? rows - j : OW - ow0;
+      const float *t = tmp + (r * rows + j) * mb;
       if (d->layout == CK_LAYOUT_NHWC) {
-        for (size_t ow = 0; ow < OW; ow++)
-          memcpy(out + ((n * OH + oh) * OW + ow) * M + g * mg + m0, t + ow * mb,
+        for (size_t x = 0; x < len; x++)
+          memcpy(out + ((n * OH + oh) * OW + ow0 + x) * M + g * mg + m0, t + x * mb,
                  mb * sizeof(float));
       } else {
         for (size_t m = 0; m < mb; m++) {
-          float *o = out + ((n * M + g * mg + m0 + m) * OH + oh) * OW;
-          for (size_t ow = 0; ow < OW; ow++) o[ow] = t[ow * mb + m];
+          float *o = out + ((n * M + g * mg + m0 + m) * OH + oh) * OW + ow0;
+          for (size_t x = 0; x < len; x++) o[x] = t[x * mb + m];
         }
       }
+      j += len;
     }
+  }
+}
+
+static inline float clampf(float v, float lo, float hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Depthwise job (dw_setup): lowers the band's L, then every output row from its window. */
+static void dw_job(const ck_conv_ctx *ctx, const float *input, float *output, size_t job,
+                   float *l) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const mec_state *s = ctx->state;
+  const size_t C = (size_t)d->in_channels, OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
+  const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width, U = s->U;
+  const long H = d->in_height, W = d->in_width;
+  const size_t sh = (size_t)d->stride_height, dh = (size_t)d->dilation_height;
+  const int nchw = d->layout == CK_LAYOUT_NCHW;
+  const size_t per_image = (nchw ? C : s->nchunks) * s->nbands;
+  const size_t n = job / per_image, rest = job % per_image;
+  const size_t b = rest % s->nbands, q = rest / s->nbands; /* q: channel (NCHW) or chunk */
+  const size_t oh0 = b * s->R, nr = OH - oh0 < s->R ? OH - oh0 : s->R;
+  const long base = (long)(oh0 * sh) - d->pad_top;
+  if (nchw) {
+    const float *in = input + (n * C + q) * (size_t)(H * W), *wc = s->dw_w + q * s->K;
+    for (size_t u = 0; u < U; u++) {
+      const long ih = base + (long)u;
+      for (size_t kw = 0; kw < KW; kw++) {
+        float *row = l + (u * KW + kw) * OW;
+        if (ih < 0 || ih >= H)
+          memset(row, 0, OW * sizeof(float));
+        else
+          ck_lower_rows(row, 0, 1, OW, in + ih * W, 0, -d->pad_left + (long)kw * d->dilation_width,
+                        d->stride_width, W);
+      }
+    }
+    for (size_t r = 0; r < nr; r++) {
+      float *o = output + ((n * C + q) * OH + oh0 + r) * OW;
+      for (size_t ow = 0; ow < OW; ow++) o[ow] = 0.0f;
+      for (size_t kh = 0; kh < KH; kh++)
+        for (size_t kw = 0; kw < KW; kw++) {
+          const float wk = wc[kh * KW + kw], *x = l + ((r * sh + kh * dh) * KW + kw) * OW;
+          for (size_t ow = 0; ow < OW; ow++) o[ow] += wk * x[ow];
+        }
+      for (size_t ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow] + s->bias[q], pb->min, pb->max);
+    }
+    return;
+  }
+  const size_t ow0 = q * s->cp, ncols = OW - ow0 < s->cp ? OW - ow0 : s->cp;
+  const size_t ctot = U * KW * C; /* floats of a row of L */
+  const float *in = input + n * (size_t)(H * W) * C;
+  for (size_t j = 0; j < ncols; j++)
+    for (size_t u = 0; u < U; u++) {
+      const long ih = base + (long)u;
+      for (size_t kw = 0; kw < KW; kw++) {
+        const long iw =
+            (long)(ow0 + j) * d->stride_width - d->pad_left + (long)kw * d->dilation_width;
+        const float *src =
+            ih >= 0 && ih < H && iw >= 0 && iw < W ? in + (ih * W + iw) * (long)C : s->zero;
+        memcpy(l + j * ctot + (u * KW + kw) * C, src, C * sizeof(float));
+      }
+    }
+  for (size_t r = 0; r < nr; r++)
+    for (size_t j = 0; j < ncols; j++) {
+      float *o = output + ((n * OH + oh0 + r) * OW + ow0 + j) * C;
+      for (size_t c = 0; c < C; c++) o[c] = 0.0f;
+      for (size_t kh = 0; kh < KH; kh++)
+        for (size_t kw = 0; kw < KW; kw++) {
+          const float *x = l + j * ctot + ((r * sh + kh * dh) * KW + kw) * C;
+          const float *wk = s->dw_w + (kh * KW + kw) * C;
+          for (size_t c = 0; c < C; c++) o[c] += wk[c] * x[c];
+        }
+      for (size_t c = 0; c < C; c++) o[c] = clampf(o[c] + s->bias[c], pb->min, pb->max);
+    }
+}
+
+static void dw_execute(const ck_conv_ctx *ctx, const float *input, float *output, void *workspace) {
+  const ck_conv_desc *d = &ctx->pb.d;
+  const mec_state *s = ctx->state;
+  const size_t per_image =
+      (d->layout == CK_LAYOUT_NCHW ? (size_t)d->in_channels : s->nchunks) * s->nbands;
+#pragma omp parallel num_threads(s->workers) if (s->workers > 1)
+  {
+    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
+    float *l = ck_gc_carve(&cur, s->l_bytes);
+#pragma omp for schedule(dynamic, 1)
+    for (long job = 0; job < (long)((size_t)d->batch * per_image); job++)
+      dw_job(ctx, input, output, (size_t)job, l);
   }
 }
 
@@ -313,7 +493,11 @@ static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *outpu
                         void *workspace) {
   const ck_conv_desc *d = &ctx->pb.d;
   const mec_state *s = ctx->state;
-  const size_t units = (size_t)d->batch / s->nb * (size_t)d->groups * s->nbands;
+  if (s->dw) {
+    dw_execute(ctx, input, output, workspace);
+    return;
+  }
+  const size_t units = (size_t)d->batch / s->nb * (size_t)d->groups * s->nbands * s->nchunks;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {
     unsigned char *cur =
@@ -326,7 +510,7 @@ static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *outpu
 #pragma omp for schedule(dynamic, 1)
       for (long job = 0; job < (long)(units * s->nmb); job++) {
         const mec_unit un = unit_of(ctx, (size_t)job / s->nmb);
-        lower_unit(ctx, input, un, 0, s->panels, l);
+        lower_unit(ctx, input, un, un.p0, un.p0 + un.np, l);
         gemm_unit(ctx, output, un, (size_t)job % s->nmb, l, tmp, ews);
       }
     } else {
@@ -336,7 +520,7 @@ static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *outpu
       for (size_t u = 0; u < units; u++) {
         const mec_unit un = unit_of(ctx, u);
 #pragma omp for schedule(dynamic, 1)
-        for (long p = 0; p < (long)s->panels; p++)
+        for (long p = (long)un.p0; p < (long)(un.p0 + un.np); p++)
           lower_unit(ctx, input, un, (size_t)p, (size_t)p + 1, shared);
 #pragma omp for schedule(dynamic, 1)
         for (long blk = 0; blk < (long)s->nmb; blk++)

@@ -2,6 +2,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 int ck_gc_budget_shift = 0;
 
@@ -175,4 +177,20 @@ size_t ck_gc_mul(size_t a, size_t b, int *ok) {
     return 0;
   }
   return r;
+}
+
+ck_status ck_gc_dw_weights(const ck_conv_weights *w, size_t C, size_t T, int nchw, const char *algo,
+                           float **taps_w, float **bias) {
+  int ok = 1;
+  const size_t bytes = ck_gc_floats_bytes(ck_gc_mul(T, C, &ok), &ok);
+  if (!ok) return ck_fail(CK_ERROR_INVALID_ARGUMENT, "%s: depthwise filter size overflows", algo);
+  *taps_w = malloc(bytes);
+  *bias = malloc(C * sizeof(float));
+  if (*taps_w == NULL || *bias == NULL)
+    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the %s depthwise filter", algo);
+  memcpy(*bias, w->bias, C * sizeof(float));
+  for (size_t c = 0; c < C; c++) /* oihw of a depthwise filter is [C][1][KH][KW] */
+    for (size_t t = 0; t < T; t++)
+      (*taps_w)[nchw ? c * T + t : t * C + c] = w->filter_oihw[c * T + t];
+  return CK_OK;
 }

@@ -132,4 +132,10 @@ size_t ck_gc_floats_bytes(size_t n, int *ok);
 /* Product of sizes, overflow-checked (0 on overflow, with *ok cleared). */
 size_t ck_gc_mul(size_t a, size_t b, int *ok);
 
+/* The depthwise paths of the GEMM algorithms (groups == C == M): allocates *taps_w, the C x T
+ * filter (T = kh*kw taps) as [C][T] for NCHW or [T][C] for NHWC, and *bias, a copy of the C
+ * bias values. The caller frees both (also on failure, when either may be set). */
+ck_status ck_gc_dw_weights(const ck_conv_weights *w, size_t C, size_t T, int nchw, const char *algo,
+                           float **taps_w, float **bias);
+
 #endif

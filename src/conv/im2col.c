@@ -95,15 +95,10 @@ static ck_status dw_setup(ck_conv_ctx *ctx, im2col_state *s, const ck_conv_weigh
   if (!ok || !ck_gc_region_add(&s->region, s->pix_bytes) ||
       !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "im2col: workspace size overflows");
-  s->dw_w = malloc(ck_gc_floats_bytes(ck_gc_mul(K, C, &ok), &ok));
-  s->bias = malloc(C * sizeof(float));
+  const ck_status st = ck_gc_dw_weights(w, C, K, nchw, "im2col", &s->dw_w, &s->bias);
+  if (st != CK_OK) return st;
   s->zero = calloc(C, sizeof(float));
-  if (s->dw_w == NULL || s->bias == NULL || s->zero == NULL)
-    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the im2col depthwise filter");
-  memcpy(s->bias, w->bias, C * sizeof(float));
-  for (size_t c = 0; c < C; c++) /* oihw of a depthwise filter is [C][1][KH][KW] */
-    for (size_t k = 0; k < K; k++)
-      s->dw_w[nchw ? c * K + k : k * C + c] = w->filter_oihw[c * K + k];
+  if (s->zero == NULL) return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for a zero row");
   return CK_OK;
 }
 

@@ -202,15 +202,8 @@ static ck_status dw_setup(ck_conv_ctx *ctx, kn2row_state *s, const ck_conv_weigh
       !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "%s: workspace size overflows",
                    s->mode == MODE_AA ? "kn2row-aa" : "kn2row");
-  s->dw_w = malloc(ck_gc_floats_bytes(ck_gc_mul(T, C, &ok), &ok));
-  s->bias = malloc(C * sizeof(float));
-  if (!ok || s->dw_w == NULL || s->bias == NULL)
-    return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the kn2row depthwise filter");
-  memcpy(s->bias, w->bias, C * sizeof(float));
-  for (size_t c = 0; c < C; c++) /* oihw of a depthwise filter is [C][1][KH][KW] */
-    for (size_t t = 0; t < T; t++)
-      s->dw_w[nchw ? c * T + t : t * C + c] = w->filter_oihw[c * T + t];
-  return CK_OK;
+  return ck_gc_dw_weights(w, C, T, nchw, s->mode == MODE_AA ? "kn2row-aa" : "kn2row", &s->dw_w,
+                          &s->bias);
 }
 
 static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row_mode mode) {

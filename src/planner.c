@@ -33,7 +33,7 @@ int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threa
   (void)kern;
   (void)threads;
   const ck_conv_desc *d = &pb->d;
-  const size_t in_pixels = (size_t)d->in_height * d->in_width;
+  const size_t out_pixels = (size_t)pb->out_h * pb->out_w;
   ck_algo pref[CK_PLANNER_MAX_CANDIDATES];
   /* How many of pref are worth timing: depthwise on GEMM algorithms is 10-1000x slower. */
   int timed = 3;
@@ -58,9 +58,13 @@ int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threa
      * output, as costly as the GEMM itself (3-7x slower on the suite's 1x1 layers). */
     PREF(CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_MEC, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
-  } else if (pb->cin_g <= 128 && in_pixels >= 56 * 56) {
-    /* NCHW, few channels over a large image (first layers: resnet50 conv1, vgg16 conv1/2,
-     * yolov3 208): transposing the large tensors costs more than lowering im2col's patches. */
+  } else if (pb->cin_g <= 128 && out_pixels >= 56 * 56) {
+    /* NCHW, few channels over a large output (first layers: resnet50 conv1, vgg16 conv1/2,
+     * yolov3 208): transposing the large tensors costs about what lowering im2col's patches
+     * does, and im2col wins or ties. A strided layer with a small output (resnet50
+     * res3_3x3_s2, 56x56 -> 28x28; alexnet conv1) goes to the indirect GEMM below: im2col's
+     * NCHW lowering gathers strided inputs one by one there (res3_3x3_s2: indirect 3.4-3.7 ms
+     * against 4.5-4.7 on 1 thread, 1.6-1.9 against 2.4-2.5 on 2, in four runs). */
     PREF(CK_ALGO_IM2COL, CK_ALGO_MEC, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
   } else {

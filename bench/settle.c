@@ -6,8 +6,9 @@
  * On a 2-core machine such a spinning worker takes the core that the next library's second
  * thread needs, and that library's 2-thread time comes out up to 2.5x too slow (seen: convkit
  * on vgg16_conv5_2 9.6 ms right after XNNPACK, 3.9 ms otherwise). So each candidate's turn
- * starts only once no other thread of the process is running (Linux /proc; elsewhere, or when a
- * pool never sleeps, after a bounded wait). */
+ * starts only once no other thread of the process is running, as Linux's /proc tells; without
+ * /proc it does not wait, and a pool that never sleeps (OMP_WAIT_POLICY=active) costs the bounded
+ * wait of the caller's max_seconds. */
 #define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include <dirent.h>
 #include <stdio.h>

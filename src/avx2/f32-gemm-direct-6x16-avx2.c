@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "../gemm.h"
+#include "gemm-epilogue-avx2.h"
 
 #define MR 6
 
@@ -41,30 +42,7 @@ tile(const int rows, const int vecs, const int partial, size_t kc, const float *
     }
   }
 
-  const __m256i all = _mm256_set1_epi32(-1);
-  const __m256 alpha = _mm256_set1_ps(ep->alpha), beta = _mm256_set1_ps(ep->beta);
-  const __m256 lo = _mm256_set1_ps(ep->min), hi = _mm256_set1_ps(ep->max);
-  const int scale = ep->alpha != 1.0f, add_c = ep->beta != 0.0f;
-  const int clamp = ep->min != -__builtin_inff() || ep->max != __builtin_inff();
-  __m256 bias_col[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  if (ep->bias_col)
-    for (int v = 0; v < vecs; v++)
-      bias_col[v] = _mm256_maskload_ps(ep->bias_col + 8 * v, v + 1 == vecs ? last_mask : all);
-#pragma GCC unroll 6
-  for (int i = 0; i < rows; i++) {
-    float *ci = c + (size_t)i * ldc;
-    const __m256 bias_row = ep->bias_row ? _mm256_set1_ps(ep->bias_row[i]) : _mm256_setzero_ps();
-    for (int v = 0; v < vecs; v++) {
-      const __m256i m = v + 1 == vecs ? last_mask : all;
-      __m256 x = acc[i][v];
-      if (scale) x = _mm256_mul_ps(alpha, x);
-      if (add_c) x = _mm256_fmadd_ps(beta, _mm256_maskload_ps(ci + 8 * v, m), x);
-      if (ep->bias_row) x = _mm256_add_ps(x, bias_row);
-      if (ep->bias_col) x = _mm256_add_ps(x, bias_col[v]);
-      if (clamp) x = _mm256_min_ps(hi, _mm256_max_ps(lo, x)); /* NaN in x survives both */
-      _mm256_maskstore_ps(ci + 8 * v, m, x);
-    }
-  }
+  ck_gemm_store_avx2(rows, vecs, acc, c, ldc, ep, last_mask);
 }
 
 void ck_f32_gemm_direct_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "../gemm.h"
+#include "gemm-epilogue-avx512.h"
 
 #define MR 14
 
@@ -44,30 +45,7 @@ tile(const int rows, const int vecs, size_t kc, const float *a, size_t lda, cons
     for (int g = 0; g < (rows + 2) / 3; g++) q[g] += sizeof(float);
   }
 
-  const __m512 alpha = _mm512_set1_ps(ep->alpha), beta = _mm512_set1_ps(ep->beta);
-  const __m512 lo = _mm512_set1_ps(ep->min), hi = _mm512_set1_ps(ep->max);
-  const int scale = ep->alpha != 1.0f, add_c = ep->beta != 0.0f;
-  const int clamp = ep->min != -__builtin_inff() || ep->max != __builtin_inff();
-  __m512 bias_col[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-  if (ep->bias_col)
-    for (int v = 0; v < vecs; v++)
-      bias_col[v] =
-          _mm512_maskz_loadu_ps(v + 1 == vecs ? last_mask : 0xFFFF, ep->bias_col + 16 * v);
-#pragma GCC unroll 14
-  for (int i = 0; i < rows; i++) {
-    float *ci = c + (size_t)i * ldc;
-    const __m512 bias_row = ep->bias_row ? _mm512_set1_ps(ep->bias_row[i]) : _mm512_setzero_ps();
-    for (int v = 0; v < vecs; v++) {
-      const __mmask16 m = v + 1 == vecs ? last_mask : 0xFFFF;
-      __m512 x = acc[i][v];
-      if (scale) x = _mm512_mul_ps(alpha, x);
-      if (add_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, ci + 16 * v), x);
-      if (ep->bias_row) x = _mm512_add_ps(x, bias_row);
-      if (ep->bias_col) x = _mm512_add_ps(x, bias_col[v]);
-      if (clamp) x = _mm512_min_ps(hi, _mm512_max_ps(lo, x)); /* NaN in x survives both */
-      _mm512_mask_storeu_ps(ci + 16 * v, m, x);
-    }
-  }
+  ck_gemm_store_avx512(rows, vecs, acc, c, ldc, ep, last_mask);
 }
 
 void ck_f32_gemm_direct_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,

@@ -1,0 +1,43 @@
+/* The epilogue of the AVX-512 GEMM micro-kernels (packed, prefetching and direct 14x32): one
+ * definition, so that every kernel of the family stores the same bits for the same sums, as the
+ * engine's contract in gemm.h requires (a problem may switch kernels between tiles).
+ *
+ * c = clamp(alpha * acc + beta * c + bias_row[i] + bias_col[j]) on the rows x (vecs zmm) tile,
+ * the last vector through last_mask; C is read only when beta != 0. */
+#ifndef CK_AVX512_GEMM_EPILOGUE_H
+#define CK_AVX512_GEMM_EPILOGUE_H
+
+#include <immintrin.h>
+
+#include "../gemm.h"
+
+static inline __attribute__((always_inline)) void
+ck_gemm_store_avx512(const int rows, const int vecs, __m512 (*acc)[2], float *c, size_t ldc,
+                     const ck_gemm_epilogue *ep, __mmask16 last_mask) {
+  const __m512 alpha = _mm512_set1_ps(ep->alpha), beta = _mm512_set1_ps(ep->beta);
+  const __m512 lo = _mm512_set1_ps(ep->min), hi = _mm512_set1_ps(ep->max);
+  const int scale = ep->alpha != 1.0f, add_c = ep->beta != 0.0f;
+  const int clamp = ep->min != -__builtin_inff() || ep->max != __builtin_inff();
+  __m512 bias_col[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  if (ep->bias_col)
+    for (int v = 0; v < vecs; v++)
+      bias_col[v] =
+          _mm512_maskz_loadu_ps(v + 1 == vecs ? last_mask : 0xFFFF, ep->bias_col + 16 * v);
+#pragma GCC unroll 14
+  for (int i = 0; i < rows; i++) {
+    float *ci = c + (size_t)i * ldc;
+    const __m512 bias_row = ep->bias_row ? _mm512_set1_ps(ep->bias_row[i]) : _mm512_setzero_ps();
+    for (int v = 0; v < vecs; v++) {
+      const __mmask16 m = v + 1 == vecs ? last_mask : 0xFFFF;
+      __m512 x = acc[i][v];
+      if (scale) x = _mm512_mul_ps(alpha, x);
+      if (add_c) x = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m, ci + 16 * v), x);
+      if (ep->bias_row) x = _mm512_add_ps(x, bias_row);
+      if (ep->bias_col) x = _mm512_add_ps(x, bias_col[v]);
+      if (clamp) x = _mm512_min_ps(hi, _mm512_max_ps(lo, x)); /* NaN in x survives both */
+      _mm512_mask_storeu_ps(ci + 16 * v, m, x);
+    }
+  }
+}
+
+#endif

@@ -8,26 +8,7 @@
 #include <immintrin.h>
 
 #include "../gemm.h"
-
-/* Transposes r[0..7] (row i = 8 floats) in place: afterwards r[k] holds column k. */
-static inline __attribute__((always_inline)) void transpose8(__m256 r[8]) {
-  __m256 t[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
-    t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
-  }
-  for (int i = 0; i < 8; i++) r[i] = t[i];
-}
+#include "transpose-avx2.h"
 
 void ck_f32_gemm_packt__avx2(size_t h, size_t w, size_t kc, const float *src, size_t rs,
                              float *dst) {
@@ -42,7 +23,7 @@ void ck_f32_gemm_packt__avx2(size_t h, size_t w, size_t kc, const float *src, si
       __m256 r[8];
       for (size_t i = 0; i < 8; i++)
         r[i] = i < live ? _mm256_maskload_ps(src + (g + i) * rs + k0, load) : _mm256_setzero_ps();
-      transpose8(r);
+      ck_transpose8_avx2(r);
       for (size_t k = 0; k < kn; k++) {
         if (lanes == 8)
           _mm256_storeu_ps(dst + (k0 + k) * w + g, r[k]);

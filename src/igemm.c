@@ -52,6 +52,21 @@ void ck_dwconv_pack(size_t cb, size_t channels, size_t ks, const float *filter, 
   }
 }
 
+/* The taps of a tile that the kernel must run: all but the trailing taps whose MR positions are
+ * all the zero row. Those contribute only zeros (the tile's last kernel row under the bottom
+ * padding: 1/3 of the taps of the last output rows of a 3x3 layer, 9% of the taps of a 7x7
+ * output), and an absent tap is the reference's reading of padding. Only trailing ones: the
+ * kernel starts from the bias at the head of the packed block and walks the taps in order, so
+ * a tile cannot start at a later tap. At least one tap stays (the contract's ks >= 1). */
+static size_t live_taps(const float **a, size_t ks, size_t MR, const float *zero) {
+  for (; ks > 1; ks--) {
+    const float **t = a + (ks - 1) * MR;
+    for (size_t i = 0; i < MR; i++)
+      if (t[i] != zero) return ks;
+  }
+  return ks;
+}
+
 /* The loop order of one unit: its pixel tiles outer, its chunk's channel blocks inner, so a
  * tile's input rows are read from memory once and reused from L1 by every block. */
 static void run_unit(const ck_igemm_op *op, const float *packed, size_t a_offset, float *out,
@@ -63,7 +78,8 @@ static void run_unit(const ck_igemm_op *op, const float *packed, size_t a_offset
     const size_t p0 = tile * MR, mr = ck_min_size(MR, op->pixels - p0);
     const float **a = op->indirection + tile * op->ks * MR;
     const int merged = op->merged != NULL && op->merged[tile];
-    const size_t ks = merged ? op->ks_merged : op->ks, kc = merged ? op->kc_merged : op->kc;
+    const size_t kc = merged ? op->kc_merged : op->kc;
+    const size_t ks = live_taps(a, merged ? op->ks_merged : op->ks, MR, op->zero);
     for (size_t b = block0; b < block1; b++) {
       const size_t nr = ck_min_size(NR, op->n - b * NR);
       k->igemm(mr, nr, kc, ks, a, a_offset, op->zero, packed + b * block_floats,

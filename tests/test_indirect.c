@@ -3,6 +3,7 @@
  * batch, both layouts) against the reference on every ISA; one plan fed from different input
  * buffers; thread-count reproducibility; the workspace it asks for; the indirection base. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +226,49 @@ Test(indirect, merged_taps_have_the_bits_of_single_taps) {
         cr_assert(memcmp(&out[(y * W + xs[j]) * M], &out[(y * W) * M], M * sizeof(float)) == 0,
                   "%s: pixel (%d, %d) differs from pixel (%d, 0)", ck_isa_name(isas[i]), y, xs[j],
                   y);
+    ck_plan_destroy(p);
+  }
+}
+
+/* Taps under the bottom padding are absent from the sum, as in the reference, not zeros times
+ * the weight: with +Inf weights on the last kernel row, the bottom output row (whose last kernel
+ * row lies in the padding for every pixel) is the finite sum of the other taps, worked out here
+ * in double. W = 84, a multiple of every ISA's MR, keeps each tile inside one output row. */
+Test(indirect, taps_under_the_bottom_padding_are_absent) {
+  enum { C = 4, H = 4, W = 84, M = 5 };
+  ck_isa isas[4];
+  const int nisa = ckt_available_isas(isas, 4);
+  const shape s = {1, C, H, W, M, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  ck_conv_desc d;
+  desc_of(&s, CK_LAYOUT_NHWC, CK_FILTER_OIHW, CK_ACTIVATION_NONE, &d);
+  static float in[H * W * C], f[M * C * 9], out[H * W * M];
+  uint64_t rng = 11;
+  ckt_fill(in, sizeof in / sizeof *in, &rng);
+  ckt_fill(f, sizeof f / sizeof *f, &rng);
+  for (int j = 0; j < M * C; j++)
+    for (int kx = 0; kx < 3; kx++) f[j * 9 + 6 + kx] = INFINITY;
+  for (int i = 0; i < nisa; i++) {
+    ck_plan_options o;
+    ck_plan_options_init(&o);
+    o.algo = CK_ALGO_INDIRECT;
+    o.isa = isas[i];
+    ck_plan *p = NULL;
+    cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+    cr_assert_eq(ck_conv_execute(p, in, out, NULL), CK_OK);
+    for (int x = 0; x < W; x++)
+      for (int m = 0; m < M; m++) {
+        double want = 0;
+        for (int ky = 0; ky < 2; ky++)
+          for (int kx = 0; kx < 3; kx++) {
+            const int iy = H - 2 + ky, ix = x - 1 + kx;
+            if (ix < 0 || ix >= W) continue;
+            for (int c = 0; c < C; c++)
+              want += (double)in[(iy * W + ix) * C + c] * f[(m * C + c) * 9 + ky * 3 + kx];
+          }
+        const float got = out[((H - 1) * W + x) * M + m];
+        cr_assert(fabs(got - want) <= 1e-5 * 24, "%s: output (%d, %d, %d) is %g, want %g",
+                  ck_isa_name(isas[i]), H - 1, x, m, got, want);
+      }
     ck_plan_destroy(p);
   }
 }

@@ -236,6 +236,62 @@ Test(kernels_gemm, direct_kernel_matches_packed_kernel_bits) {
   }
 }
 
+/* Full-height tiles for kc = 1..9 (every remainder of an unrolled k loop, with and without whole
+ * groups) and every epilogue kind: the packed kernel gives the direct kernel's bits and the
+ * prefetching kernel the packed kernel's; all three are tested against the generic kernel above. */
+Test(kernels_gemm, full_tiles_every_k_remainder_same_bits_as_direct_kernel) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  uint64_t st = 77;
+  for (int t = 0; t < nt; t++) {
+    const ck_kernels *k = tabs[t];
+    ck_gemm_direct_fn direct = ck_gemm_direct_for(k);
+    ck_gemm_prefetch_fn pfk = ck_gemm_prefetch_for(k);
+    if (direct == NULL) continue;
+    const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
+    const size_t nrs[] = {NR / 2 + 1, NR - 1, NR};
+    for (size_t ni = 0; ni < 3; ni++)
+      for (size_t kc = 1; kc <= 9; kc++) {
+        const size_t mr = MR, nr = nrs[ni], ldc = nr + 2, c_len = (mr - 1) * ldc + nr;
+        float *ap = malloc(kc * MR * sizeof(float)), *bp = malloc(kc * NR * sizeof(float));
+        float *c1 = malloc(c_len * sizeof(float)), *c2 = malloc(c_len * sizeof(float));
+        float *c3 = malloc(c_len * sizeof(float)), *bias = malloc(MR * sizeof(float));
+        ckt_fill(ap, kc * MR, &st);
+        ckt_fill(bp, kc * NR, &st);
+        ckt_fill(c1, c_len, &st);
+        ckt_fill(bias, MR, &st);
+        memcpy(c2, c1, c_len * sizeof(float));
+        memcpy(c3, c1, c_len * sizeof(float));
+        const ck_gemm_epilogue eps[] = {
+            {1.0f, 0.0f, NULL, NULL, -INFINITY, INFINITY}, /* first KC block */
+            {1.0f, 1.0f, NULL, NULL, -INFINITY, INFINITY}, /* a later one */
+            {-0.5f, 0.75f, kc % 2 ? bias : NULL, kc % 2 ? NULL : bias, -0.25f, 0.5f},
+        };
+        const ck_gemm_epilogue *ep = &eps[kc % 3];
+        /* the packed panels as row-major operands: A rows MR floats apart in k, B rows NR apart */
+        float *a = malloc(mr * kc * sizeof(float));
+        for (size_t i = 0; i < mr; i++)
+          for (size_t kk = 0; kk < kc; kk++) a[i * kc + kk] = ap[kk * MR + i];
+        k->gemm(mr, nr, kc, ap, bp, c1, ldc, ep);
+        direct(mr, nr, kc, a, kc, bp, NR, c2, ldc, ep);
+        cr_expect(memcmp(c1, c2, c_len * sizeof(float)) == 0,
+                  "%s: packed and direct kernels differ at nr %zu kc %zu", k->gemm_name, nr, kc);
+        if (pfk && nr == NR) {
+          static char region[4096];
+          ck_gemm_prefetch pf = {region, 0, 256, 512, 5};
+          pfk(mr, nr, kc, ap, bp, c3, ldc, ep, &pf);
+          cr_expect(memcmp(c1, c3, c_len * sizeof(float)) == 0,
+                    "%s: prefetching and packed kernels differ at kc %zu", k->gemm_name, kc);
+          const size_t n = kc < 5 ? kc : 5; /* lines issued: 4 a row, rows 512 bytes apart */
+          cr_expect(pf.left == 5 - n && pf.row == region + n / 4 * 512 && pf.off == n % 4 * 64,
+                    "%s: stream at row %td off %zu left %zu after kc %zu", k->gemm_name,
+                    pf.row - region, pf.off, pf.left, kc);
+        }
+        free(ap), free(bp), free(c1), free(c2), free(c3), free(bias), free(a);
+      }
+  }
+}
+
 /* The ISA row-panel packers give exactly the generic packer's bits for every column count up to a
  * few panels (full panels and every tail) and kc tails; the source ends exactly at its last
  * element, so an over-read shows under the sanitizers. */

@@ -216,7 +216,8 @@ static void run_serial(size_t units, ck_parallel_fn fn, void *ctx) {
 }
 
 void ck_parallel_for(int threads, size_t units, ck_parallel_fn fn, void *ctx) {
-  const size_t want = threads > 1 ? ck_min_size(units, (size_t)threads) : 1;
+  const size_t want =
+      threads > 1 ? ck_min_size(units, ck_min_size((size_t)threads, CK_MAX_THREADS)) : 1;
   /* Inside an OpenMP region that cannot nest, OpenMP would give a team of one. */
   if (want <= 1 || omp_get_active_level() >= omp_get_max_active_levels()) {
     run_serial(units, fn, ctx);

@@ -31,9 +31,10 @@
  *    FTZ/DAZ), taken at each call, as LLVM libomp does at each fork.
  *  - What it gives up: when every core is taken by other processes, a pool thread often gets its
  *    core back only after the caller has done every unit, and the call takes the 1-thread time
- *    (measured on the shared 2-core machine: 14 units of 5.7 us took 80-85 us, the serial time,
- *    where an OpenMP loop took 44 us in most calls and 8-16 ms in the calls that waited). It
- *    never waits for a thread that has not started.
+ *    (measured on the shared 2-core machine at load 5-15: 14 units of 5.7 us, median of 3000
+ *    calls 77-89 us, the serial time; the same loop as an OpenMP region: 43-49 us in most runs,
+ *    8-16 ms in the runs where its worker was off its core). It never waits for a thread that has
+ *    not started.
  *  - Never allocates, prints or fails. The pool's threads are created on first use (a pool is
  *    static; creating a thread is libc's allocation of its stack), a thread that cannot be created
  *    leaves fewer participants. Idle pool threads spin for CK_POOL_SPIN_NS (so layer after layer

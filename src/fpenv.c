@@ -8,6 +8,7 @@
 #include <xmmintrin.h>
 #define CK_FPENV_X86 1
 #define CK_FLUSH_BITS ((uint64_t)0x8040) /* MXCSR FTZ (bit 15) | DAZ (bit 6) */
+#define CK_STATUS_BITS ((uint64_t)0x3f)  /* MXCSR sticky exception flags (bits 0-5) */
 static uint64_t read_control(void) {
   return _mm_getcsr();
 }
@@ -17,6 +18,7 @@ static void write_control(uint64_t v) {
 #elif defined(__aarch64__)
 #define CK_FPENV_ARM64 1
 #define CK_FLUSH_BITS ((uint64_t)1 << 24) /* FPCR FZ */
+#define CK_STATUS_BITS ((uint64_t)0)      /* the flags live in FPSR */
 static uint64_t read_control(void) {
   uint64_t v;
   __asm__ __volatile__("mrs %0, fpcr" : "=r"(v));
@@ -80,7 +82,23 @@ void ck_fpenv_flush_end(int threads) {
   thread_end(inherited);
 }
 
+unsigned long long ck_fpenv_control(void) {
+  return read_control() & ~CK_STATUS_BITS;
+}
+
+void ck_fpenv_adopt(unsigned long long control) {
+  const uint64_t v = read_control();
+  if ((v & ~CK_STATUS_BITS) != control) write_control((v & CK_STATUS_BITS) | control);
+}
+
 #else /* no flush control on this target: plan creation refuses the flag */
+
+unsigned long long ck_fpenv_control(void) {
+  return 0;
+}
+void ck_fpenv_adopt(unsigned long long control) {
+  (void)control;
+}
 
 int ck_fpenv_flush_supported(void) {
   return 0;

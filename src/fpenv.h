@@ -59,4 +59,12 @@ void ck_fpenv_flush_begin(int threads);
 /* Restores the FTZ+DAZ bits each thread of a team of `threads` saved in ck_fpenv_flush_begin. */
 void ck_fpenv_flush_end(int threads);
 
+/* The calling thread's floating-point control: rounding mode, exception masks and the flush
+ * bits (x86-64: MXCSR without its sticky exception flags; aarch64: FPCR; 0 elsewhere). The pool
+ * threads of parallel.c take the caller's at each call with ck_fpenv_adopt, which changes only
+ * those bits (and writes the register only when they differ), so they compute what the caller
+ * would, with or without CK_PLAN_FLUSH_DENORMALS. */
+unsigned long long ck_fpenv_control(void);
+void ck_fpenv_adopt(unsigned long long control);
+
 #endif

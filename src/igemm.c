@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "parallel.h"
 
 /* Bytes of packed weights one chunk of NR-channel blocks may take. A chunk's blocks stay in L2
  * while every pixel tile of a unit streams past them (each tile's input rows stay in L1 across
@@ -88,40 +89,55 @@ static void run_unit(const ck_igemm_op *op, const float *packed, size_t a_offset
   }
 }
 
+typedef struct {
+  const ck_igemm_op *op;
+  uintptr_t a_base;
+  size_t a_image_bytes, out_image_floats, tiles, blocks, block_floats;
+  size_t chunk, chunks, piece, pieces;
+  float *output;
+} igemm_job;
+
+static void igemm_unit(void *arg, size_t u) {
+  const igemm_job *j = arg;
+  const ck_igemm_op *op = j->op;
+  const size_t pc = u % j->pieces;
+  u /= j->pieces;
+  const size_t ch = u % j->chunks;
+  u /= j->chunks;
+  const size_t g = u % op->groups, img = u / op->groups;
+  const size_t a_offset = j->a_base + img * j->a_image_bytes + g * op->a_group_bytes;
+  const float *packed = op->packed + g * j->blocks * j->block_floats;
+  run_unit(op, packed, a_offset, j->output + img * j->out_image_floats + g * op->n, pc * j->piece,
+           ck_min_size(j->tiles, (pc + 1) * j->piece), ch * j->chunk,
+           ck_min_size(j->blocks, (ch + 1) * j->chunk));
+}
+
 void ck_igemm_run(const ck_igemm_op *op, size_t batch, uintptr_t a_base, size_t a_image_bytes,
                   float *output, size_t out_image_floats, int threads) {
   const size_t MR = (size_t)op->kern->igemm_mr, NR = (size_t)op->kern->igemm_nr;
-  const size_t tiles = ck_div_up(op->pixels, MR), blocks = ck_div_up(op->n, NR);
-  const size_t block_bytes = ck_igemm_block_floats(NR, op->ks, op->kc) * sizeof(float);
+  igemm_job j = {.op = op,
+                 .a_base = a_base,
+                 .a_image_bytes = a_image_bytes,
+                 .out_image_floats = out_image_floats,
+                 .tiles = ck_div_up(op->pixels, MR),
+                 .blocks = ck_div_up(op->n, NR),
+                 .block_floats = ck_igemm_block_floats(NR, op->ks, op->kc),
+                 .output = output};
 
   /* Channel chunks: as many blocks as fit the L2 budget, evened out. */
-  size_t chunk = ck_min_size(blocks, CK_IGEMM_L2_WEIGHT_BYTES / block_bytes);
-  if (chunk == 0) chunk = 1;
-  const size_t chunks = ck_div_up(blocks, chunk);
-  chunk = ck_div_up(blocks, chunks);
+  j.chunk = ck_min_size(j.blocks, CK_IGEMM_L2_WEIGHT_BYTES / (j.block_floats * sizeof(float)));
+  if (j.chunk == 0) j.chunk = 1;
+  j.chunks = ck_div_up(j.blocks, j.chunk);
+  j.chunk = ck_div_up(j.blocks, j.chunks);
 
   /* Pixel pieces: split the tiles so that every thread gets several units. The split only
    * changes which thread computes a tile, never how, so the result does not depend on it. */
-  const size_t coarse = batch * op->groups * chunks;
+  const size_t coarse = batch * op->groups * j.chunks;
   const size_t want = (size_t)threads * CK_IGEMM_UNITS_PER_THREAD;
-  size_t pieces = threads > 1 && coarse < want ? ck_div_up(want, coarse) : 1;
-  if (pieces > tiles) pieces = tiles;
-  const size_t piece = ck_div_up(tiles, pieces);
-  pieces = ck_div_up(tiles, piece);
-  const long units = (long)(coarse * pieces);
+  j.pieces = threads > 1 && coarse < want ? ck_div_up(want, coarse) : 1;
+  if (j.pieces > j.tiles) j.pieces = j.tiles;
+  j.piece = ck_div_up(j.tiles, j.pieces);
+  j.pieces = ck_div_up(j.tiles, j.piece);
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && units > 1)
-  for (long u = 0; u < units; u++) {
-    size_t r = (size_t)u;
-    const size_t pc = r % pieces;
-    r /= pieces;
-    const size_t ch = r % chunks;
-    r /= chunks;
-    const size_t g = r % op->groups, img = r / op->groups;
-    const size_t a_offset = a_base + img * a_image_bytes + g * op->a_group_bytes;
-    const float *packed = op->packed + g * blocks * (block_bytes / sizeof(float));
-    run_unit(op, packed, a_offset, output + img * out_image_floats + g * op->n, pc * piece,
-             ck_min_size(tiles, (pc + 1) * piece), ch * chunk,
-             ck_min_size(blocks, (ch + 1) * chunk));
-  }
+  ck_parallel_for(threads, coarse * j.pieces, igemm_unit, &j);
 }

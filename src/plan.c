@@ -8,6 +8,7 @@
 
 #include "conv/conv.h"
 #include "fpenv.h"
+#include "parallel.h"
 #include "planner.h"
 
 struct ck_plan {
@@ -20,7 +21,6 @@ struct ck_plan {
   pthread_mutex_t own_workspace_lock;
 };
 
-#define CK_MAX_THREADS 1024
 #define CK_KNOWN_FLAGS (CK_PLAN_MEASURE | CK_PLAN_FLUSH_DENORMALS)
 
 void ck_plan_options_init(ck_plan_options *o) {

@@ -9,10 +9,10 @@
  * stride 1). With dilation each pixel has its own kh*kw positions.
  */
 #include <stdlib.h>
-#include <omp.h>
 #include <string.h>
 
 #include "indirect.h"
+#include "../parallel.h"
 
 static void build_dw_indirection(const ck_conv_problem *pb, const ck_indirect_dw *dw,
                                  uintptr_t base, const float *zero, const float **ind) {
@@ -95,17 +95,9 @@ ck_status ck_indirect_dw_setup(const ck_conv_ctx *ctx, const ck_conv_weights *w,
  * keep the kh input rows of a tile in L1 measured no faster on the mobilenet layers (the
  * 16-channel tiles of a 32-channel layer were twice as slow), so it is not done. */
 #define CK_DW_TILE_MACS ((size_t)48 * 1024)
-/* Ranges with their own claim counter; more threads than this share them. */
-#define CK_DW_MAX_RANGES 64
-
 static size_t max_size(size_t a, size_t b) {
   return a > b ? a : b;
 }
-
-typedef struct {
-  _Alignas(64) size_t next; /* next unclaimed unit of the range; one counter per cache line */
-  size_t end;
-} dw_range;
 
 typedef struct {
   const ck_indirect_state *s;
@@ -114,7 +106,8 @@ typedef struct {
   float *y;
 } dw_job;
 
-static void dw_unit(const dw_job *j, size_t u) {
+static void dw_unit(void *arg, size_t u) {
+  const dw_job *j = arg;
   const ck_indirect_dw *dw = &j->s->dw;
   const size_t rt = u % j->row_tiles, ct = u / j->row_tiles % j->chan_tiles;
   const size_t n = u / j->row_tiles / j->chan_tiles;
@@ -154,30 +147,7 @@ void ck_indirect_dw_run(const ck_conv_ctx *ctx, const ck_indirect_state *s, cons
   j.row_tiles = ck_div_up(j.OH, j.rows);
   const size_t units = (size_t)d->batch * j.chan_tiles * j.row_tiles;
 
-  if (ctx->threads <= 1 || units <= 1) {
-    for (size_t u = 0; u < units; u++) dw_unit(&j, u);
-    return;
-  }
-  /* Thread t first takes the units of its own contiguous range, in order, then claims what is
-   * left of the others'. So a thread keeps the same part of the image (in its L2) from one call
-   * to the next, and a thread slowed by another process loses its range's tail to the others
-   * instead of holding the call up. Each unit is claimed once, by an atomic increment. */
-  const size_t nr = ck_min_size(ck_min_size((size_t)ctx->threads, CK_DW_MAX_RANGES), units);
-  dw_range r[CK_DW_MAX_RANGES];
-  for (size_t i = 0; i < nr; i++) {
-    r[i].next = units * i / nr;
-    r[i].end = units * (i + 1) / nr;
-  }
-#pragma omp parallel num_threads((int)ck_min_size((size_t)ctx->threads, units))
-  {
-    const size_t first = (size_t)omp_get_thread_num() % nr;
-    for (size_t k = 0; k < nr; k++) {
-      dw_range *q = &r[(first + k) % nr];
-      for (;;) {
-        const size_t u = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED);
-        if (u >= q->end) break;
-        dw_unit(&j, u);
-      }
-    }
-  }
+  /* Each thread starts on its own contiguous range of tiles (parallel.h), so it keeps the same
+   * part of the image in its L2 from one call to the next. */
+  ck_parallel_for(ctx->threads, units, dw_unit, &j);
 }

@@ -495,16 +495,45 @@ static void valid_ow(const ck_conv_problem *pb, long kw, long *lo, long *hi) {
   if (*hi < *lo) *hi = *lo;
 }
 
+/* One output pixel's mb channels (NHWC): o[m] = init[m] + y[0*step + m] + ... + y[(n-1)*step +
+ * m], summed in that order, clamped to [lo, hi] if `clamp`. init may be o. The channels are taken
+ * 32 at a time into a block of accumulators the compiler keeps in vector registers, so the output
+ * is read and written once per row of taps rather than once per tap, and the sum stays the same
+ * sequence of additions as one tap at a time. */
+#define SA_CHUNK 32
+static void sa_pixel(float *o, const float *init, const float *y, size_t step, size_t n, size_t mb,
+                     int clamp, float lo, float hi) {
+  size_t m = 0;
+  for (; m + SA_CHUNK <= mb; m += SA_CHUNK) {
+    float acc[SA_CHUNK];
+    for (size_t i = 0; i < SA_CHUNK; i++) acc[i] = init[m + i];
+    for (size_t j = 0; j < n; j++) {
+      const float *yj = y + j * step + m;
+      for (size_t i = 0; i < SA_CHUNK; i++) acc[i] += yj[i];
+    }
+    if (clamp)
+      for (size_t i = 0; i < SA_CHUNK; i++) acc[i] = clampf(acc[i], lo, hi);
+    for (size_t i = 0; i < SA_CHUNK; i++) o[m + i] = acc[i];
+  }
+  for (; m < mb; m++) {
+    float v = init[m];
+    for (size_t j = 0; j < n; j++) v += y[j * step + m];
+    o[m] = clamp ? clampf(v, lo, hi) : v;
+  }
+}
+
 /* Adds the taps that band [r0, r1) of partial images y holds into the output rows they reach:
  * NCHW: y[(t*mb + m)*npix + (ih - r0)*W + iw], out_c = channel m0's plane;
  * NHWC: y[((ih - r0)*W + iw)*taps*mb + t*mb + m], out_c = image n's first pixel at channel m0.
- * A row is set to the bias by its first valid tap and clamped after its last. */
+ * A row starts from the bias at its first valid tap and is clamped after its last; the taps are
+ * added in (kh, kw) order. */
 static void shift_add(const run_args *a, const float *y, long r0, long r1, size_t mb, float *out_c,
                       const float *bias) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
   const long KH = d->kernel_height, KW = d->kernel_width, dh = d->dilation_height;
+  const long dw = d->dilation_width, pl = d->pad_left;
   const long OH = pb->out_h, OW = pb->out_w, W = d->in_width, pt = d->pad_top;
   const size_t P = s->P, M = (size_t)d->out_channels, npix = (size_t)(r1 - r0) * (size_t)W;
   const size_t tm = s->taps * mb;
@@ -518,41 +547,47 @@ static void shift_add(const run_args *a, const float *y, long r0, long r1, size_
     for (long kh = first; kh <= last; kh++) {
       const long ih = oh - pt + kh * dh;
       if (ih < r0 || ih >= r1) continue;
+      if (!nchw) {
+        /* Pixel by pixel, the row of taps kh at once: tap kw of output column ow reads y at
+         * input column ow - pl + kw*dw, the valid kw a contiguous range. */
+        const float *yrow = y + (size_t)(ih - r0) * (size_t)W * tm;
+        float *orow = out_c + (size_t)(oh * OW) * M;
+        const size_t step = (size_t)dw * tm + mb;
+        for (long ow = 0; ow < OW; ow++) {
+          long kw_lo = 0, kw_hi = KW; /* 0 <= ow - pl + kw*dw < W */
+          if (ow - pl < 0) kw_lo = (pl - ow + dw - 1) / dw;
+          if (ow - pl + (KW - 1) * dw > W - 1)
+            kw_hi = W - 1 - ow + pl >= 0 ? (W - 1 - ow + pl) / dw + 1 : 0;
+          if (kw_hi < kw_lo) kw_hi = kw_lo;
+          const size_t off =
+              kw_hi > kw_lo ? (size_t)(ow - pl + kw_lo * dw) * tm + (size_t)(kh * KW + kw_lo) * mb
+                            : 0;
+          float *o = orow + (size_t)ow * M;
+          sa_pixel(o, kh == first ? bias : o, yrow + off, step, (size_t)(kw_hi - kw_lo), mb,
+                   kh == last, pb->min, pb->max);
+        }
+        continue;
+      }
       if (kh == first) {
         for (size_t m = 0; m < mb; m++)
-          for (long ow = 0; ow < OW; ow++) {
-            if (nchw)
-              out_c[m * P + (size_t)(oh * OW + ow)] = bias[m];
-            else
-              out_c[(size_t)(oh * OW + ow) * M + m] = bias[m];
-          }
+          for (long ow = 0; ow < OW; ow++) out_c[m * P + (size_t)(oh * OW + ow)] = bias[m];
       }
       for (long kw = 0; kw < KW; kw++) {
         const size_t t = (size_t)(kh * KW + kw);
-        const long off = -d->pad_left + kw * d->dilation_width;
+        const long off = -pl + kw * dw;
         long lo, hi;
         valid_ow(pb, kw, &lo, &hi);
-        if (nchw) {
-          for (size_t m = 0; m < mb; m++) {
-            float *o = out_c + m * P + (size_t)(oh * OW);
-            const float *yr = y + (t * mb + m) * npix + (size_t)((ih - r0) * W);
-            for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
-          }
-        } else {
-          for (long ow = lo; ow < hi; ow++) {
-            float *o = out_c + (size_t)(oh * OW + ow) * M;
-            const float *yr = y + (size_t)((ih - r0) * W + ow + off) * tm + t * mb;
-            for (size_t m = 0; m < mb; m++) o[m] += yr[m];
-          }
+        for (size_t m = 0; m < mb; m++) {
+          float *o = out_c + m * P + (size_t)(oh * OW);
+          const float *yr = y + (t * mb + m) * npix + (size_t)((ih - r0) * W);
+          for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
         }
       }
       if (kh == last) {
-        for (size_t m = 0; m < mb; m++)
-          for (long ow = 0; ow < OW; ow++) {
-            float *o = nchw ? &out_c[m * P + (size_t)(oh * OW + ow)]
-                            : &out_c[(size_t)(oh * OW + ow) * M + m];
-            *o = clampf(*o, pb->min, pb->max);
-          }
+        for (size_t m = 0; m < mb; m++) {
+          float *o = out_c + m * P + (size_t)(oh * OW);
+          for (long ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow], pb->min, pb->max);
+        }
       }
     }
   }

@@ -25,7 +25,9 @@
  * Tiling: bands of output rows and chunks of output columns (whole MR-row panels of L); each job
  * lowers the L of its band and chunk (the input rows it needs, with the KH - stride overlap
  * between bands lowered twice) and runs their GEMMs while L is in cache. L's budget is 0.35x
- * im2col's lowered tile: MEC's point is its smaller lowering, and a band of at least
+ * im2col's lowered tile, and the whole workspace is kept within 0.35x of im2col's lowered tiles
+ * at the same thread count (smaller bands, or one L for the team, when im2col's tiles shrink
+ * for the threads): MEC's point is its smaller lowering, and a band of at least
  * MEC_MIN_ROWS output rows keeps the relowered overlap small, so columns are chunked first.
  * With dilation, a band of fewer rows than the dilation stores only the phases it reads.
  * The GEMMs of a row have few rows (o_w), so the filter would stream from memory once per output
@@ -51,6 +53,9 @@
 /* Filter block reused across the rows of a band: 128 Ki floats (512 KiB) of L2. */
 #define MEC_FILTER_BLOCK_FLOATS (128u * 1024u)
 #define MEC_MIN_BLOCK 32
+/* MEC's whole workspace at most this percentage of im2col's lowered tiles (the issue asks for
+ * 0.4x; the margin covers the engine's and the output tile's share). */
+#define MEC_WS_PERCENT 35
 /* L of one depthwise job: 5.5 Ki floats (22 KiB, in L1), 0.35x of im2col's depthwise lowered
  * tile (IM2COL_DW_TILE_FLOATS). */
 #define MEC_DW_BAND_FLOATS (5632u)
@@ -152,31 +157,20 @@ static ck_status dw_setup(ck_conv_ctx *ctx, mec_state *s, const ck_conv_weights 
   return CK_OK;
 }
 
-static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
+/* Tiling of the non-depthwise path for an L budget (floats of one band's L and output tile):
+ * chunks, bands, channel split and the workspace (ctx->workspace_size). share: split the
+ * channels (one L lowered by the team) even when there are bands enough for the threads.
+ * 0 on overflow. */
+static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
-  mec_state *s = calloc(1, sizeof *s);
-  if (s == NULL) return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec plan");
-  ctx->state = s;
-  ck_gc_roles_init(ctx->kern, 0, &s->r);
-  const size_t MR = s->r.pw;
-  if (MR > CK_LOWER_MAX_PW || MR == 0)
-    return ck_fail(CK_ERROR_UNSUPPORTED, "mec: panel width (%zu) of isa (%s) is not supported", MR,
-                   ctx->kern->name);
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
-  const size_t N = (size_t)d->batch, OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
+  const size_t MR = s->r.pw, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t N = (size_t)d->batch, OH = (size_t)pb->out_h;
   int ok = 1;
-  s->K = cg * (size_t)d->kernel_height * (size_t)d->kernel_width; /* <= filter size */
-  if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
-  /* Solution A when stacking the batch fills the panels better than one image at a time. */
-  const size_t stacked = ck_gc_mul(N, OW, &ok);
-  s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
-  s->lrows = s->nb * OW;
-  s->panels = ck_div_up(s->lrows, MR);
   /* The widest chunk whose L (and output tile, when the output goes through one; at most mg
    * channels) fits the budget with MEC_MIN_ROWS rows (one panel at least), made even; then the
    * most output rows that fit with that chunk (one at least). */
-  const size_t budget = ck_gc_budget(MEC_BAND_FLOATS), rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
+  const size_t rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
   s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
   const size_t tmp_per = s->use_tmp ? mg : 0; /* output floats per output row and row of L */
   s->cp = s->panels;
@@ -193,7 +187,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->nbands = ck_div_up(OH, s->R);
   s->ctot = band_width(pb, s->R, &s->Qb);
   const size_t jobs0 = N / s->nb * G * s->nbands * s->nchunks;
-  s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
+  s->mb = ck_gc_channel_block(share ? 1 : jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
   const size_t l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->ctot, per_lrow, &ok), &ok);
   s->shared_bytes = s->nmb > 1 ? l_bytes : 0;
@@ -218,13 +212,97 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   }
   const size_t jobs = jobs0 * s->nmb;
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
+  s->region = 0;
+  return ok && ck_gc_region_add(&s->region, s->l_bytes) &&
+         ck_gc_region_add(&s->region, s->tmp_bytes) && ck_gc_region_add(&s->region, s->eng_bytes) &&
+         ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size);
+}
+
+/* Floats of the lowered tiles im2col holds for this problem and thread count (its rule in
+ * im2col.c: a K x pt tile within IM2COL_TILE_FLOATS, at least 4 panels, smaller tiles when there
+ * are fewer than 4 per thread, one tile shared by the team when channels are split, else one per
+ * worker). MEC's workspace is sized against it. SIZE_MAX on overflow. */
+#define MEC_IM2COL_TILE_FLOATS (256u * 1024u)
+#define MEC_IM2COL_MIN_PANELS 4
+#define MEC_IM2COL_MIN_BLOCK 32
+static size_t im2col_tile_floats(const ck_conv_ctx *ctx) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  ck_gc_roles r;
+  ck_gc_roles_init(ctx->kern, d->layout == CK_LAYOUT_NCHW, &r);
+  const size_t K = (size_t)pb->cin_g * (size_t)d->kernel_height * (size_t)d->kernel_width;
+  const size_t P = (size_t)pb->out_h * (size_t)pb->out_w, floor_pt = MEC_IM2COL_MIN_PANELS * r.pw;
+  size_t pt =
+      ck_gc_pixel_tile(P, K, ck_gc_budget(MEC_IM2COL_TILE_FLOATS), r.pw, floor_pt, SIZE_MAX);
+  size_t ntiles = ck_div_up(P, pt);
+  const size_t want = 4 * (size_t)ctx->threads, images = (size_t)d->batch * (size_t)d->groups;
+  if (ctx->threads > 1 && images * ntiles < want) {
+    size_t t = ck_round_up(ck_div_up(P, ck_div_up(want, images)), r.pw);
+    if (t < floor_pt) t = floor_pt;
+    if (t < pt) pt = t;
+    ntiles = ck_div_up(P, pt);
+  }
+  const size_t jobs0 = images * ntiles;
+  const size_t mb =
+      ck_gc_channel_block(jobs0, (size_t)pb->cout_g, r.fw, MEC_IM2COL_MIN_BLOCK, ctx->threads);
+  const size_t jobs = jobs0 * ck_div_up((size_t)pb->cout_g, mb);
+  const size_t tiles = mb < (size_t)pb->cout_g       ? 1
+                       : jobs < (size_t)ctx->threads ? jobs
+                                                     : (size_t)ctx->threads;
+  size_t f;
+  if (!ck_mul_size(K, pt, &f) || !ck_mul_size(f, tiles, &f)) return SIZE_MAX;
+  return f;
+}
+
+static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  mec_state *s = calloc(1, sizeof *s);
+  if (s == NULL) return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec plan");
+  ctx->state = s;
+  ck_gc_roles_init(ctx->kern, 0, &s->r);
+  const size_t MR = s->r.pw;
+  if (MR > CK_LOWER_MAX_PW || MR == 0)
+    return ck_fail(CK_ERROR_UNSUPPORTED, "mec: panel width (%zu) of isa (%s) is not supported", MR,
+                   ctx->kern->name);
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t N = (size_t)d->batch, OW = (size_t)pb->out_w;
+  int ok = 1;
+  s->K = cg * (size_t)d->kernel_height * (size_t)d->kernel_width; /* <= filter size */
+  if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
+  /* Solution A when stacking the batch fills the panels better than one image at a time. */
+  const size_t stacked = ck_gc_mul(N, OW, &ok);
+  s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
+  s->lrows = s->nb * OW;
+  s->panels = ck_div_up(s->lrows, MR);
+  /* L's budget: MEC_BAND_FLOATS per band, lowered by one thread or shared by the team; shrunk
+   * until the whole workspace is within MEC_WS_PERCENT of im2col's lowered tiles at the same
+   * thread count, since with several threads im2col's tiles shrink (and MEC's per-thread bands
+   * multiply). One output row and one panel at the least; if that is still too much with one L
+   * per thread, the team shares one L and splits the channels. With one thread the band budget
+   * alone is the rule (0.35x of a full im2col tile); only images too small to fill it exceed
+   * that share, as their whole-image L and tile do. */
+  const size_t im2col_floats = im2col_tile_floats(ctx);
+  const size_t target =
+      ctx->threads > 1 && im2col_floats / 100 <= SIZE_MAX / sizeof(float) / MEC_WS_PERCENT
+          ? im2col_floats / 100 * MEC_WS_PERCENT * sizeof(float)
+          : SIZE_MAX;
+  for (int share = 0; share < 2; share++) {
+    size_t budget = ck_gc_budget(MEC_BAND_FLOATS);
+    for (;;) {
+      if (!mec_tiling(ctx, s, budget, share))
+        return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace size overflows");
+      if (ctx->workspace_size <= target || (s->R == 1 && s->cp == 1) || budget <= 1) break;
+      const size_t next = (size_t)((double)budget * (double)target / (double)ctx->workspace_size);
+      budget = next < budget ? next : budget - 1;
+    }
+    /* Still over with a band of one row per thread: one L for the team instead. */
+    if (ctx->workspace_size <= target || s->nmb > 1) break;
+  }
   s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);
   size_t fbytes = ck_gc_floats_bytes(ck_gc_mul(s->fstride, G, &ok), &ok);
-  s->region = 0;
-  if (!ok || s->fstride == 0 || !ck_gc_region_add(&s->region, s->l_bytes) ||
-      !ck_gc_region_add(&s->region, s->tmp_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
-    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace or packed filter size overflows");
+  if (!ok || s->fstride == 0)
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: packed filter size overflows");
 
   s->filter = ck_aligned_alloc(fbytes);
   s->bias = malloc((size_t)d->out_channels * sizeof(float));

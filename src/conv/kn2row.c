@@ -68,6 +68,7 @@ typedef struct {
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;
+  int pack_rows;       /* SHIFT_ADD: a job's input rows packed once (rows are whole panels) */
   int dw;              /* depthwise: groups batched (see dw_setup) */
   float *dw_w;         /* depthwise filter: NHWC [taps][C], NCHW [C][taps] */
   size_t shared_bytes; /* band or gathered tap shared by the team (channels split) */
@@ -102,15 +103,16 @@ static size_t group_k(const kn2row_state *s, const ck_conv_problem *pb, size_t q
 }
 
 /* Packed filters. Per tap group (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside
- * it. Stacked (SHIFT_ADD): block (g, b) = [taps*mb x cg] with rows (t, m) for the channels of block
- * b, so one GEMM yields every tap of those channels. */
+ * it. Stacked (SHIFT_ADD): block (g, b, kh) = [KW*mb x cg] with rows (kw, m) for the channels of
+ * block b, so one GEMM yields a whole row of taps of those channels. */
 static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oihw) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
   const int stacked = s->mode == MODE_SHIFT_ADD;
-  const size_t rows_per_block = stacked ? s->taps * s->mb : mg, k = stacked ? cg : s->gk;
-  const size_t blocks = G * (stacked ? s->nmb : s->ngroups);
+  const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width;
+  const size_t rows_per_block = stacked ? KW * s->mb : mg, k = stacked ? cg : s->gk;
+  const size_t blocks = G * (stacked ? s->nmb * KH : s->ngroups);
   const ck_gc_k_order order = s->r.pix_is_b ? CK_GC_K_CHW : CK_GC_K_HWC; /* the lowering's */
   int ok = 1;
   s->fstride = ck_gc_filter_floats(&s->r, rows_per_block, k);
@@ -129,13 +131,14 @@ static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oi
     if (stacked) {
       for (size_t b = 0; b < s->nmb; b++) {
         const size_t m0 = b * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-        for (size_t t = 0; t < s->taps; t++) {
-          const ck_tap_range one = {(int)(t / (size_t)d->kernel_width), 1,
-                                    (int)(t % (size_t)d->kernel_width), 1};
-          ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, order, one, rows + t * mb * cg);
+        for (size_t kh = 0; kh < KH; kh++) {
+          for (size_t kw = 0; kw < KW; kw++) {
+            const ck_tap_range one = {(int)kh, 1, (int)kw, 1};
+            ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, order, one, rows + kw * mb * cg);
+          }
+          ck_gc_pack_filter(ctx->kern, &s->r, KW * mb, cg, rows,
+                            s->filter + ((g * s->nmb + b) * KH + kh) * s->fstride);
         }
-        ck_gc_pack_filter(ctx->kern, &s->r, s->taps * mb, cg, rows,
-                          s->filter + (g * s->nmb + b) * s->fstride);
       }
     } else {
       for (size_t q = 0; q < s->ngroups; q++) {
@@ -225,40 +228,50 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   size_t jobs;
   if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
   if (mode == MODE_SHIFT_ADD) {
-    const size_t rows = sa_rows(pb);
-    s->rows = rows;
-    /* A block's taps*mb rows are packed on their own: mb only needs taps*mb to fill the
-     * filter panels, a multiple of fw / gcd(taps, fw). */
-    size_t gcd = s->taps, rem = s->r.fw;
+    const size_t KW = (size_t)d->kernel_width, OH = (size_t)pb->out_h;
+    /* Filter blocks are [KW*mb x cg], one per row of taps: mb a multiple of fw / gcd(KW, fw)
+     * fills their panels. */
+    size_t gcd = KW, rem = s->r.fw;
     while (rem != 0) {
       const size_t r = gcd % rem;
       gcd = rem;
       rem = r;
     }
-    /* Channel blocks for the threads, and small enough that a block's stacked filter
-     * (taps*mb x cg) stays in L2 through its GEMM, so the band can be large (the filter is then
-     * read once per band, not once per few pixels). */
+    /* Channel blocks small enough that a block's filter (taps*mb x cg) stays in L2 through the
+     * job; jobs of `band` output rows whose partial images (band*W x KW*mb) stay in L2 from
+     * their GEMM to the shift-add; channels split only when there are too few row blocks for
+     * the threads. */
     const size_t gran = s->r.fw / gcd;
-    s->mb = ck_gc_channel_block(N * G, mg, gran, KN2ROW_MIN_BLOCK, ctx->threads);
     size_t mb_cache = ck_gc_budget(KN2ROW_FILTER_BLOCK_FLOATS) / (s->taps * cg) / gran * gran;
     if (mb_cache < gran) mb_cache = gran;
-    if (mb_cache < s->mb) s->mb = mb_cache;
-    s->nmb = ck_div_up(mg, s->mb);
-    const size_t per_row = ck_gc_mul(s->taps * s->mb, W, &ok);
+    const size_t per_row = ck_gc_mul(KW * (mg < mb_cache ? mg : mb_cache), W, &ok);
     s->band = per_row > 0 ? ck_gc_budget(KN2ROW_BAND_FLOATS) / per_row : 1;
     if (s->band < 1) s->band = 1;
-    if (s->band > rows) s->band = rows > 0 ? rows : 1;
-    s->nbands = ck_div_up(rows, s->band);
-    const size_t npix = ck_gc_mul(s->band, W, &ok);
-    s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), npix, &ok), &ok);
-    /* The input band is packed once by the team into a shared buffer, for all the blocks. */
-    s->pix_bytes = 0;
-    s->shared_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_round_up(npix, s->r.pw), cg, &ok), &ok);
-    const size_t last_rows = rows > 0 ? rows - (s->nbands - 1) * s->band : s->band;
+    if (s->band > OH) s->band = OH > 0 ? OH : 1;
+    s->nbands = ck_div_up(OH, s->band);
+    s->mb = ck_gc_channel_block(N * G * s->nbands, mg, gran, KN2ROW_MIN_BLOCK, ctx->threads);
+    if (mb_cache < s->mb) s->mb = mb_cache;
+    s->nmb = ck_div_up(mg, s->mb);
+    s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(KW, s->mb, &ok), s->band * W, &ok), &ok);
+    s->shared_bytes = 0;
+    /* The GEMMs of a job read input rows [i0, i1) shifted by kh*dh rows. When a row is whole
+     * pixel panels (W a multiple of pw), the job's rows are packed once and each GEMM starts at
+     * its first row's panel; otherwise the input rows are the plain operand, packed by the
+     * engine for each row of taps. A GEMM reads one to band rows (fewer at the image's edges),
+     * and the engine's need is asked for each. */
+    s->pack_rows = W % s->r.pw == 0;
+    size_t urows = s->band + (size_t)(d->kernel_height - 1) * (size_t)d->dilation_height;
+    if (urows > (size_t)d->in_height) urows = (size_t)d->in_height;
+    s->pix_bytes =
+        s->pack_rows ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(urows, W, &ok), cg, &ok), &ok) : 0;
     const size_t mb_last = mg - (s->nmb - 1) * s->mb;
-    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, npix, last_rows * W, s->taps * s->mb,
-                                        s->taps * mb_last, cg, 1, &ok);
-    jobs = N * G * s->nmb;
+    s->eng_bytes = 0;
+    for (size_t rows = 1; rows <= s->band && ok; rows++) {
+      const size_t e = ck_gc_gemm_workspace(ctx->kern, &s->r, rows * W, rows * W, KW * s->mb,
+                                            KW * mb_last, cg, s->pack_rows, &ok);
+      if (e > s->eng_bytes) s->eng_bytes = e;
+    }
+    jobs = N * G * s->nbands * s->nmb;
   } else {
     /* Each GEMM re-reads and re-writes the output tile: with few channels per tap (and enough
      * output channels for that to dominate) taps are grouped until a GEMM's inner dimension
@@ -593,82 +606,121 @@ static void shift_add(const run_args *a, const float *y, long r0, long r1, size_
   }
 }
 
-/* Output rows of channel block blk of image n, group g that no tap reaches (padding only): the
- * bias alone. */
-static void sa_init(const run_args *a, size_t n, size_t g, size_t blk) {
-  const ck_conv_problem *pb = &a->ctx->pb;
-  const ck_conv_desc *d = &pb->d;
-  const kn2row_state *s = a->s;
-  const size_t M = (size_t)d->out_channels, P = s->P, mg = (size_t)pb->cout_g;
-  const int nchw = s->r.pix_is_b;
-  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
-  const float *bias = s->bias + g * mg + m0;
-  for (long oh = 0; oh < pb->out_h; oh++) {
-    long first, last;
-    valid_kh(d, oh, &first, &last);
-    if (first <= last) continue;
-    for (size_t m = 0; m < mb; m++)
-      for (size_t ow = 0; ow < (size_t)pb->out_w; ow++) {
-        const size_t p = (size_t)oh * (size_t)pb->out_w + ow;
-        float *o = nchw ? &out_c[m * P + p] : &out_c[p * M + m];
-        *o = clampf(bias[m], pb->min, pb->max);
-      }
-  }
-}
-
 /* Input rows of band b: [*r0, *r0 + return). */
 static size_t sa_band_rows(const kn2row_state *s, size_t b, size_t *r0) {
   *r0 = b * s->band;
   return s->band < s->rows - *r0 ? s->band : s->rows - *r0;
 }
 
-/* Band b of channel block blk of image n, group g: the stacked GEMM into the partial images y,
- * then the shift-add into the output. packed: the band, packed by the team (sa_pack). */
-static void sa_band(const run_args *a, size_t n, size_t g, size_t blk, size_t b,
-                    const float *packed, float *y, void *ews) {
+/* Job j of the shift-add path: output rows [o0, o0 + band) of channel block blk of image n,
+ * group g. Rows no tap reaches get the bias. Then for each row of taps kh in order: one GEMM of
+ * the input rows those output rows read through kh (the plain input, no lowering) by the taps'
+ * stacked filter gives the KW partial images y [rows*W x KW*mb] (NCHW: [KW*mb x rows*W]), which
+ * the shift-add adds into the rows at once, while they are in L2. A row starts from the bias at
+ * its first valid kh and is clamped after its last; its taps are added in (kh, kw) order, so
+ * the sum does not depend on the job size. */
+static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ews) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
-  const size_t M = (size_t)d->out_channels, W = (size_t)d->in_width, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
+  const size_t M = (size_t)d->out_channels, C = (size_t)d->in_channels, P = s->P;
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t HW = (size_t)d->in_height * (size_t)d->in_width;
+  const long KH = d->kernel_height, KW = d->kernel_width, dh = d->dilation_height;
+  const long dw = d->dilation_width, pl = d->pad_left, pt = d->pad_top;
+  const long H = d->in_height, W = d->in_width, OH = pb->out_h, OW = pb->out_w;
   const int nchw = s->r.pix_is_b;
-  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  const size_t tm = s->taps * mb;
+  const size_t blk = job % s->nmb, rb = job / s->nmb % s->nbands;
+  const size_t g = job / s->nmb / s->nbands % G, n = job / s->nmb / s->nbands / G;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb, km = (size_t)KW * mb;
+  const long o0 = (long)(rb * s->band), o1 = o0 + (long)s->band < OH ? o0 + (long)s->band : OH;
   float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
-  size_t r0;
-  const size_t npix = sa_band_rows(s, b, &r0) * W;
-  ck_gc_tile tl = {.np = npix,
-                   .mb = tm,
-                   .k = cg,
-                   .pix = {.data = packed, .packed = 1},
-                   .filt = s->filter + (g * s->nmb + blk) * s->fstride,
-                   .c = y,
-                   .ldc = nchw ? npix : tm,
-                   .lo = -INFINITY,
-                   .hi = INFINITY};
-  ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
-  shift_add(a, y, (long)r0, (long)(r0 + npix / W), mb, out_c, s->bias + g * mg + m0);
-}
-
-/* Panel q of band b of image n, group g, packed for the engine into dst (the band's first
- * panel). */
-static void sa_pack(const run_args *a, size_t n, size_t g, size_t b, size_t q, float *dst) {
-  const ck_conv_problem *pb = &a->ctx->pb;
-  const ck_conv_desc *d = &pb->d;
-  const kn2row_state *s = a->s;
-  const size_t C = (size_t)d->in_channels, cg = (size_t)pb->cin_g, pw = s->r.pw;
-  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W;
-  size_t r0;
-  const size_t npix = sa_band_rows(s, b, &r0) * W, j0 = q * pw;
-  if (j0 >= npix) return;
-  const size_t cnt = npix - j0 < pw ? npix - j0 : pw;
-  if (s->r.pix_is_b)
-    ck_gemm_pack_b(a->ctx->kern, cg, cnt, a->in + (n * C + g * cg) * HW + r0 * W + j0, HW, 1,
-                   dst + q * pw * cg);
-  else
-    ck_gemm_pack_a(a->ctx->kern, cnt, cg, a->in + n * HW * C + g * cg + (r0 * W + j0) * C, C, 1,
-                   dst + q * pw * cg);
+  const float *bias = s->bias + g * mg + m0;
+  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
+  for (long oh = o0; oh < o1; oh++) {
+    long first, last;
+    valid_kh(d, oh, &first, &last);
+    if (first <= last) continue;
+    for (long ow = 0; ow < OW; ow++)
+      for (size_t m = 0; m < mb; m++)
+        out_c[nchw ? m * P + (size_t)(oh * OW + ow) : (size_t)(oh * OW + ow) * M + m] =
+            clampf(bias[m], pb->min, pb->max);
+  }
+  /* All the input rows the job reads: [u0, u1). */
+  const long u0 = o0 - pt > 0 ? o0 - pt : 0;
+  const long u1 = o1 - pt + (KH - 1) * dh < H ? o1 - pt + (KH - 1) * dh : H;
+  if (s->pack_rows && u0 < u1) {
+    const size_t cnt = (size_t)(u1 - u0) * (size_t)W;
+    if (nchw)
+      ck_gemm_pack_b(a->ctx->kern, cg, cnt, in_g + (size_t)(u0 * W), HW, 1, pix);
+    else
+      ck_gemm_pack_a(a->ctx->kern, cnt, cg, in_g + (size_t)(u0 * W) * C, C, 1, pix);
+  }
+  for (long kh = 0; kh < KH; kh++) {
+    long i0 = o0 - pt + kh * dh, i1 = o1 - pt + kh * dh; /* input rows read through kh */
+    if (i0 < 0) i0 = 0;
+    if (i1 > H) i1 = H;
+    if (i0 >= i1) continue;
+    const size_t npix = (size_t)(i1 - i0) * (size_t)W;
+    ck_gc_tile tl = {
+        .np = npix,
+        .mb = km,
+        .k = cg,
+        .pix =
+            nchw
+                ? (ck_gc_pixels){.data = in_g + (size_t)(i0 * W), .row_stride = HW, .col_stride = 1}
+                : (ck_gc_pixels){.data = in_g + (size_t)(i0 * W) * C,
+                                 .row_stride = 1,
+                                 .col_stride = C},
+        .filt = s->filter + ((g * s->nmb + blk) * (size_t)KH + (size_t)kh) * s->fstride,
+        .c = y,
+        .ldc = nchw ? npix : km,
+        .lo = -INFINITY,
+        .hi = INFINITY};
+    if (s->pack_rows) /* row i0 starts a panel */
+      tl.pix = (ck_gc_pixels){.data = pix + (size_t)((i0 - u0) * W) * cg, .packed = 1};
+    ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+    for (long ih = i0; ih < i1; ih++) {
+      const long oh = ih + pt - kh * dh;
+      long first, last;
+      valid_kh(d, oh, &first, &last);
+      const int init = kh == first, fin = kh == last;
+      if (!nchw) {
+        /* Pixel by pixel, the row of taps at once: tap kw of output column ow reads input
+         * column ow - pl + kw*dw, the valid kw a contiguous range. */
+        const float *yrow = y + (size_t)(ih - i0) * (size_t)W * km;
+        float *orow = out_c + (size_t)(oh * OW) * M;
+        const size_t step = (size_t)dw * km + mb;
+        for (long ow = 0; ow < OW; ow++) {
+          long kw_lo = 0, kw_hi = KW; /* 0 <= ow - pl + kw*dw < W */
+          if (ow - pl < 0) kw_lo = (pl - ow + dw - 1) / dw;
+          if (ow - pl + (KW - 1) * dw > W - 1)
+            kw_hi = W - 1 - ow + pl >= 0 ? (W - 1 - ow + pl) / dw + 1 : 0;
+          if (kw_hi < kw_lo) kw_hi = kw_lo;
+          const size_t off =
+              kw_hi > kw_lo ? (size_t)(ow - pl + kw_lo * dw) * km + (size_t)kw_lo * mb : 0;
+          float *o = orow + (size_t)ow * M;
+          sa_pixel(o, init ? bias : o, yrow + off, step, (size_t)(kw_hi - kw_lo), mb, fin, pb->min,
+                   pb->max);
+        }
+        continue;
+      }
+      for (size_t m = 0; m < mb; m++) {
+        float *o = out_c + m * P + (size_t)(oh * OW);
+        if (init)
+          for (long ow = 0; ow < OW; ow++) o[ow] = bias[m];
+        for (long kw = 0; kw < KW; kw++) {
+          const long off = -pl + kw * dw;
+          const float *yr = y + ((size_t)kw * mb + m) * npix + (size_t)((ih - i0) * W);
+          long lo, hi;
+          valid_ow(pb, kw, &lo, &hi);
+          for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
+        }
+        if (fin)
+          for (long ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow], pb->min, pb->max);
+      }
+    }
+  }
 }
 
 /* ---- Depthwise (dw_setup) -------------------------------------------------------------- */
@@ -854,29 +906,15 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
     float *pix = ck_gc_carve(&cur, s->pix_bytes);
     float *y = ck_gc_carve(&cur, s->y_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
-    if (s->shared_bytes == 0) { /* independent jobs (kn2row-aa, tap sums) */
+    if (s->shared_bytes == 0 &&
+        s->mode != MODE_SHIFT_ADD) { /* independent jobs (kn2row-aa, tap sums) */
 #pragma omp for schedule(dynamic, 1)
       for (long job = 0; job < (long)(units * s->nmb); job++)
         tap_tile_job(&a, (size_t)job, pix, y, ews);
     } else if (s->mode == MODE_SHIFT_ADD) {
-      /* Each band of input rows is packed once, by all threads panel by panel into the shared
-       * buffer, then its channel blocks are shared out (a block's bands stay in order: its
-       * rows accumulate). */
-      float *shared = (float *)ck_gc_ws_shared(workspace);
-      const size_t G = (size_t)d->groups;
-      const size_t panels = ck_div_up(s->band * (size_t)d->in_width, s->r.pw);
-      for (size_t u = 0; u < units; u++) {
-        const size_t g = u % G, n = u / G;
-#pragma omp for schedule(dynamic, 1) nowait
-        for (long blk = 0; blk < (long)s->nmb; blk++) sa_init(&a, n, g, (size_t)blk);
-        for (size_t b = 0; b < s->nbands; b++) {
 #pragma omp for schedule(dynamic, 1)
-          for (long q = 0; q < (long)panels; q++) sa_pack(&a, n, g, b, (size_t)q, shared);
-#pragma omp for schedule(dynamic, 1)
-          for (long blk = 0; blk < (long)s->nmb; blk++)
-            sa_band(&a, n, g, (size_t)blk, b, shared, y, ews);
-        }
-      }
+      for (long job = 0; job < (long)(units * s->nbands * s->nmb); job++)
+        sa_job(&a, (size_t)job, pix, y, ews);
     } else {
       /* kn2row-aa with few tiles and channels split among the threads: each tap of a tile is
        * gathered once, by all threads panel by panel into the shared buffer, then its channel

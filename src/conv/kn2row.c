@@ -2,14 +2,16 @@
  * kn2row and kn2row-aa (Vasudevan, Anderson, Gregg 2017; Anderson et al. 2017): a convolution as
  * a sum over the KH*KW taps of 1x1 convolutions, each tap's result shifted by the tap's offset.
  *
- * kn2row, stride 1: ONE GEMM per band of input rows (and block of output channels) multiplies
- * all taps' filters, stacked as [KH*KW*mb x cg], by the input band ([cg x rows*W], packed once as
- * any GEMM operand is, no lowering), giving KH*KW partial images Y; a shift-add pass then sums
- * each tap's partial image, shifted by the tap's offset, into the output, where bias and
- * activation are applied by the pass that completes a row. Bands of input rows keep Y in cache,
- * channel blocks keep the stacked filter in L2; a row of the output receives its taps from
- * consecutive bands in tap order, so its sum (bias, then taps in (kh, kw) order) does not depend
- * on the band size.
+ * kn2row, stride 1: the taps' filters stacked ([KW*mb x cg] per row of taps kh) multiply the
+ * plain input (no lowering) in one GEMM per row of taps, giving KW partial images Y; a shift-add
+ * pass then sums each tap's partial image, shifted by the tap's offset, into the output, where
+ * bias and activation are applied by the pass that completes a row. Work is tiled by blocks of
+ * output rows (jobs): a job's GEMM for row of taps kh reads exactly the input rows its output
+ * rows need through kh (the block's halo, shifted by kh*dh, so nothing is computed twice), and
+ * its partial images (rows*W x KW*mb) are shift-added at once while they are in L2, a pixel's
+ * KW taps in one pass over its channels. Channel blocks keep the stacked filter in L2. A row
+ * of the output is summed by one job, bias then taps in (kh, kw) order, so its sum does not
+ * depend on the block sizes.
  *
  * Dilation alone discards nothing (the shifts scale with it), so it stays on this path.
  *
@@ -24,10 +26,10 @@
  * epilogue adds the bias and applies the activation. Extra memory: one gathered tap per thread.
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
- * tile or band sequence, channel block) under dynamic scheduling; each output element is summed
- * by one thread in a fixed order. The shift-add path packs each input band once with the whole
- * team into a shared buffer, then shares out the channel blocks; kn2row-aa does the same with
- * each gathered tap when there are too few tiles for the threads and channels are split.
+ * tile or block of output rows, channel block) under dynamic scheduling; each output element is
+ * summed by one thread in a fixed order. kn2row-aa, when there are too few tiles for the threads
+ * and channels are split, gathers each tap once with the whole team into a shared buffer, then
+ * shares out the channel blocks.
  */
 #include <math.h>
 #include <omp.h>
@@ -41,8 +43,8 @@
  * measured:
  *   gathered tap plus the output tile it accumulates into (kn2row-aa, tap sums): 32 Ki floats
  *   (128 KiB), so both stay in L2 across all the taps of the tile with the filter's tap block;
- *   partial images of a band (kn2row shift-add): 256 Ki floats (1 MiB), written by the GEMM and
- *   read back by the shift-add pass from L2. */
+ *   partial images of a job's row of taps (kn2row shift-add): 256 Ki floats (1 MiB), written by
+ *   the GEMM and read back by the shift-add pass from L2. */
 #define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
 #define KN2ROW_BAND_FLOATS (256u * 1024u)
 /* Stacked filter block of a kn2row shift-add GEMM: 128 Ki floats (512 KiB) of L2. */
@@ -64,7 +66,8 @@ typedef struct {
   size_t P;                  /* output pixels */
   size_t pt;                 /* pixels gathered at a time (AA, TAP_SUM) */
   size_t jt, ntiles;         /* pixels of a job (a multiple of pt), jobs per image and group */
-  size_t band, nbands, rows; /* input rows per band, bands, rows referenced (SHIFT_ADD) */
+  size_t band, nbands, rows; /* SHIFT_ADD: output rows per job, row blocks; depthwise: input
+                                rows per band, bands, rows referenced */
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;

@@ -67,6 +67,7 @@ typedef struct {
   size_t R, nbands;     /* output rows per band */
   size_t Qb, ctot;      /* input rows per dilation phase, columns of L */
   size_t lrows, panels; /* rows of L (nb*o_w) and its MR-row panels */
+  size_t fold;          /* output rows per GEMM (see mec_setup) */
   size_t cp, nchunks;   /* panels of L per chunk of columns, chunks */
   int use_tmp;          /* output through a per-thread tile */
   size_t mb, nmb;       /* channel split into jobs */
@@ -184,6 +185,7 @@ static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) 
   while (s->R < OH &&
          band_floats(pb, s->R + 1, s->cp, MR) + (s->R + 1) * per_lrow * tmp_per <= budget)
     s->R++;
+  if (s->R > s->fold) s->R = s->R / s->fold * s->fold; /* whole GEMMs per band */
   s->nbands = ck_div_up(OH, s->R);
   s->ctot = band_width(pb, s->R, &s->Qb);
   const size_t jobs0 = N / s->nb * G * s->nbands * s->nchunks;
@@ -206,9 +208,11 @@ static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) 
   s->eng_bytes = 0;
   for (int i = 0; i < 4; i++) {
     if (widths[i] == 0) continue;
-    size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, per_lrow, rows_last, widths[i], widths[i],
-                                    s->K, 1, &ok);
-    if (b > s->eng_bytes) s->eng_bytes = b;
+    for (size_t f = 1; f <= s->fold; f++) { /* folded GEMMs: f*rows_last pixels */
+      size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, per_lrow, f * rows_last, widths[i],
+                                      widths[i], s->K, 1, &ok);
+      if (b > s->eng_bytes) s->eng_bytes = b;
+    }
   }
   const size_t jobs = jobs0 * s->nmb;
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
@@ -275,6 +279,14 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
   s->lrows = s->nb * OW;
   s->panels = ck_div_up(s->lrows, MR);
+  /* One image narrower than half a panel (7x7 layers: 7 of 14 rows) would leave most of the
+   * panel's rows zero and compute them anyway. Its panel instead holds `fold` output rows: panel
+   * row (i, ow) holds the L row of ow shifted by i*sh input rows, so the window of output row r
+   * serves rows r..r+fold-1 in one GEMM, whose output rows are consecutive pixels. Without
+   * dilation, where a shift of sh input rows is a fixed column offset; the extra rows are
+   * lowered into the panel's otherwise zero rows, no extra memory. */
+  s->fold = s->nb == 1 && d->dilation_height == 1 && 2 * OW <= MR ? MR / OW : 1;
+  if (s->fold > (size_t)pb->out_h) s->fold = (size_t)pb->out_h;
   /* L's budget: MEC_BAND_FLOATS per band, lowered by one thread or shared by the team; shrunk
    * until the whole workspace is within MEC_WS_PERCENT of im2col's lowered tiles at the same
    * thread count, since with several threads im2col's tiles shrink (and MEC's per-thread bands
@@ -345,43 +357,47 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_pa
   const long H = d->in_height, W = d->in_width, OW = pb->out_w;
   const long sw = d->stride_width, dw = d->dilation_width, pl = d->pad_left;
   const size_t KW = (size_t)d->kernel_width, dh = (size_t)d->dilation_height;
-  const size_t U = band_rows(d, nr);
+  const size_t sh = (size_t)d->stride_height, U = band_rows(d, nr);
   const int nchw = d->layout == CK_LAYOUT_NCHW;
   const float *ptrs[CK_LOWER_MAX_PW];
+  /* Panel rows: (image or folded row q, ow) for q = row / OW. */
+  const size_t span = s->fold > 1 ? s->fold * s->lrows : s->lrows;
   for (size_t p = p_lo; p < p_hi; p++) {
     float *panel = l + (p - p_base) * s->ctot * MR;
-    const size_t j0 = p * MR, cnt = s->lrows - j0 < MR ? s->lrows - j0 : MR;
+    const size_t j0 = p * MR, cnt = span - j0 < MR ? span - j0 : MR;
     for (size_t u = 0; u < U; u++) {
       if (!row_used(d, u, nr)) continue; /* never read by a window */
-      const long ih = (long)(base + u) - d->pad_top;
-      const int row_ok = ih >= 0 && ih < H;
       for (size_t kw = 0; kw < KW; kw++) {
         float *dst = panel + (((u % dh) * s->Qb + u / dh) * KW + kw) * cg * MR;
         const long dx = -pl + (long)kw * dw;
         if (!nchw) {
           for (size_t i = 0; i < MR; i++) {
             ptrs[i] = s->zero;
-            if (i >= cnt || !row_ok) continue;
-            const size_t n = n0 + (j0 + i) / (size_t)OW;
+            if (i >= cnt) continue;
+            const size_t q = (j0 + i) / (size_t)OW, n = s->fold > 1 ? n0 : n0 + q;
+            const long ih = (long)(base + u + (s->fold > 1 ? q * sh : 0)) - d->pad_top;
             const long iw = (long)((j0 + i) % (size_t)OW) * sw + dx;
-            if (iw >= 0 && iw < W)
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
               ptrs[i] = in + ((n * (size_t)H + (size_t)ih) * (size_t)W + (size_t)iw) * C + g * cg;
           }
           ck_lower_gather(dst, MR, cg, ptrs, s->zero, packt);
           continue;
         }
-        if (!row_ok || cnt < MR) {
-          /* rows past the end of L (and whole rows of padding) are zero */
-          for (size_t c = 0; c < cg; c++)
-            memset(dst + c * MR + (row_ok ? cnt : 0), 0, (MR - (row_ok ? cnt : 0)) * sizeof(float));
-          if (!row_ok) continue;
-        }
-        /* Segments of the panel within one image: adjacent output columns. */
+        if (cnt < MR) /* rows past the end of L are zero */
+          for (size_t c = 0; c < cg; c++) memset(dst + c * MR + cnt, 0, (MR - cnt) * sizeof(float));
+        /* Segments of the panel within one image and input row: adjacent output columns; whole
+         * rows of padding are zero. */
         for (size_t i = 0; i < cnt;) {
-          const size_t j = j0 + i, n = n0 + j / (size_t)OW, ow = j % (size_t)OW;
+          const size_t j = j0 + i, q = j / (size_t)OW, ow = j % (size_t)OW;
+          const size_t n = s->fold > 1 ? n0 : n0 + q;
+          const long ih = (long)(base + u + (s->fold > 1 ? q * sh : 0)) - d->pad_top;
           const size_t len = cnt - i < (size_t)OW - ow ? cnt - i : (size_t)OW - ow;
-          const float *src = in + ((n * C + g * cg) * (size_t)H + (size_t)ih) * (size_t)W;
-          ck_lower_rows(dst + i, MR, cg, len, src, (size_t)(H * W), (long)ow * sw + dx, sw, W);
+          if (ih >= 0 && ih < H) {
+            const float *src = in + ((n * C + g * cg) * (size_t)H + (size_t)ih) * (size_t)W;
+            ck_lower_rows(dst + i, MR, cg, len, src, (size_t)(H * W), (long)ow * sw + dx, sw, W);
+          } else {
+            for (size_t c = 0; c < cg; c++) memset(dst + c * MR + i, 0, len * sizeof(float));
+          }
           i += len;
         }
       }
@@ -429,9 +445,10 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
   for (size_t c0 = 0; c0 < mb; c0 += s->cb) {
     const size_t cb = mb - c0 < s->cb ? mb - c0 : s->cb;
-    for (size_t r = 0; r < nr; r++) {
+    for (size_t r = 0; r < nr; r += s->fold) {
       const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
-      ck_gc_tile t = {.np = rows,
+      const size_t f = nr - r < s->fold ? nr - r : s->fold; /* folded rows: consecutive pixels */
+      ck_gc_tile t = {.np = f * rows,
                       .mb = cb,
                       .k = s->K,
                       .pix = {.data = l + col0 * MR, .row_stride = s->ctot * MR, .packed = 1},

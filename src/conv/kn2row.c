@@ -26,10 +26,8 @@
  * epilogue adds the bias and applies the activation. Extra memory: one gathered tap per thread.
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
- * tile or block of output rows, channel block) under dynamic scheduling; each output element is
- * summed by one thread in a fixed order. kn2row-aa, when there are too few tiles for the threads
- * and channels are split, gathers each tap once with the whole team into a shared buffer, then
- * shares out the channel blocks.
+ * tile or block of output rows, channel block) under dynamic scheduling, each gathering or
+ * packing what it reads; each output element is summed by one thread in a fixed order.
  */
 #include <math.h>
 #include <omp.h>
@@ -71,10 +69,9 @@ typedef struct {
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;
-  int pack_rows;       /* SHIFT_ADD: a job's input rows packed once (rows are whole panels) */
-  int dw;              /* depthwise: groups batched (see dw_setup) */
-  float *dw_w;         /* depthwise filter: NHWC [taps][C], NCHW [C][taps] */
-  size_t shared_bytes; /* band or gathered tap shared by the team (channels split) */
+  int pack_rows; /* SHIFT_ADD: a job's input rows packed once (rows are whole panels) */
+  int dw;        /* depthwise: groups batched (see dw_setup) */
+  float *dw_w;   /* depthwise filter: NHWC [taps][C], NCHW [C][taps] */
   size_t pix_bytes, y_bytes, eng_bytes, region; /* per thread */
   int workers;
 } kn2row_state;
@@ -256,7 +253,6 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     if (mb_cache < s->mb) s->mb = mb_cache;
     s->nmb = ck_div_up(mg, s->mb);
     s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(KW, s->mb, &ok), s->band * W, &ok), &ok);
-    s->shared_bytes = 0;
     /* The GEMMs of a job read input rows [i0, i1) shifted by kh*dh rows. When a row is whole
      * pixel panels (W a multiple of pw), the job's rows are packed once and each GEMM starts at
      * its first row's panel; otherwise the input rows are the plain operand, packed by the
@@ -300,31 +296,53 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
      * reused from cache across them; the job's output tile stays in L2. Smaller jobs when the
      * threads need more of them. */
     s->jt = s->pt;
+    size_t aa_mb = 0; /* kn2row-aa's channel block, when chosen with the pixel split */
     if (mode == MODE_AA) {
       size_t per = ck_gc_budget(KN2ROW_OUT_TILE_FLOATS) / mg / s->pt;
       if (per < 1) per = 1;
       const size_t want = 4 * (size_t)ctx->threads, images = N * G;
       if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want) {
-        /* Jobs of a want-th of the image, so the threads never split channels (which would
-         * gather every tap once per channel block, or synchronize the team on every tap); each
-         * job gathers at least two tiles, so that the tap tile stays well under the lowered tile
-         * im2col uses for the same job size. */
+        /* Too few tiles for the threads. The gathered tap is a want-th of the image at most
+         * (half of it, so a job gathers two tiles or more), which keeps it well under the
+         * lowered tile im2col uses for the same job size. The jobs split pixels into nt parts
+         * and channels into nmb blocks, each job gathering its own taps: every pixel part
+         * streams the whole filter once (nt*mg per tap and input channel) and every channel
+         * block gathers every tap again (nmb*P), so the split that repeats least of the two
+         * is taken. Splitting pixels alone would stream a large filter (512x512 channels: 9
+         * MiB) from memory once per few pixels. */
         const size_t target = ck_div_up(s->P, ck_div_up(want, images));
         size_t half = target / 2 / s->r.pw * s->r.pw;
         if (half < s->r.pw) half = s->r.pw;
         if (half < s->pt) s->pt = half;
-        per = target / s->pt; /* rounded down: at least `want` jobs */
+        const size_t floor_mb =
+            ck_round_up(KN2ROW_MIN_BLOCK > s->r.fw ? KN2ROW_MIN_BLOCK : s->r.fw, s->r.fw);
+        size_t best = SIZE_MAX;
+        for (size_t nt = 1; nt <= want; nt++) {
+          const size_t jt = ck_round_up(ck_div_up(s->P, nt), s->pt), ntr = ck_div_up(s->P, jt);
+          const size_t split = ck_div_up(want, images * ntr);
+          size_t mb = ck_round_up(ck_div_up(mg, split), s->r.fw);
+          if (mb < floor_mb) mb = floor_mb;
+          if (mb > mg) mb = mg;
+          const size_t cost = ntr * mg + ck_div_up(mg, mb) * s->P;
+          if (cost < best) {
+            best = cost;
+            s->jt = jt;
+            aa_mb = mb;
+          }
+          if (ntr * s->pt >= ck_round_up(s->P, s->pt)) break; /* one gather tile per job */
+        }
+      } else {
+        if (per > 1) s->jt = per * s->pt;
+        if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
       }
-      if (per > 1) s->jt = per * s->pt;
-      if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
     }
     s->ntiles = ck_div_up(s->P, s->jt);
-    s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
+    s->mb = aa_mb > 0 ? aa_mb
+                      : ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK,
+                                            ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
     const size_t tap_bytes = ck_gc_floats_bytes(ck_gc_mul(s->gk, s->pt, &ok), &ok);
-    const int shared = mode == MODE_AA && s->nmb > 1;
-    s->shared_bytes = shared ? tap_bytes : 0;
-    s->pix_bytes = shared ? 0 : tap_bytes;
+    s->pix_bytes = tap_bytes;
     s->y_bytes =
         mode == MODE_TAP_SUM
             ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->ngroups, s->mb, &ok), s->pt, &ok), &ok)
@@ -342,7 +360,7 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   s->region = 0;
   if (!ok || !ck_gc_region_add(&s->region, s->pix_bytes) ||
       !ck_gc_region_add(&s->region, s->y_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
+      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "%s: workspace size overflows",
                    mode == MODE_AA ? "kn2row-aa" : "kn2row");
   s->bias = malloc((size_t)d->out_channels * sizeof(float));
@@ -904,40 +922,18 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
   const size_t units = (size_t)d->batch * (size_t)d->groups * per_image;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {
-    unsigned char *cur =
-        ck_gc_ws_region(workspace, s->shared_bytes, s->region, omp_get_thread_num());
+    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
     float *pix = ck_gc_carve(&cur, s->pix_bytes);
     float *y = ck_gc_carve(&cur, s->y_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
-    if (s->shared_bytes == 0 &&
-        s->mode != MODE_SHIFT_ADD) { /* independent jobs (kn2row-aa, tap sums) */
-#pragma omp for schedule(dynamic, 1)
-      for (long job = 0; job < (long)(units * s->nmb); job++)
-        tap_tile_job(&a, (size_t)job, pix, y, ews);
-    } else if (s->mode == MODE_SHIFT_ADD) {
+    if (s->mode == MODE_SHIFT_ADD) {
 #pragma omp for schedule(dynamic, 1)
       for (long job = 0; job < (long)(units * s->nbands * s->nmb); job++)
         sa_job(&a, (size_t)job, pix, y, ews);
-    } else {
-      /* kn2row-aa with few tiles and channels split among the threads: each tap of a tile is
-       * gathered once, by all threads panel by panel into the shared buffer, then its channel
-       * blocks are shared out. */
-      float *shared = (float *)ck_gc_ws_shared(workspace);
-      const size_t panels = ck_div_up(s->pt, s->r.pw);
-      for (size_t u = 0; u < units; u++) {
-        const tap_unit un = tap_unit_of(&a, u);
-        for (size_t t = 0; t < s->ngroups; t++) {
-          for (size_t i = 0; i < ck_div_up(un.np, s->pt); i++) {
-            const tap_unit sub = tap_sub(s, un, i);
+    } else { /* kn2row-aa, tap sums */
 #pragma omp for schedule(dynamic, 1)
-            for (long q = 0; q < (long)panels; q++)
-              tap_gather(&a, sub, t, (size_t)q, (size_t)q + 1, shared);
-#pragma omp for schedule(dynamic, 1)
-            for (long blk = 0; blk < (long)s->nmb; blk++)
-              tap_gemm(&a, sub, (size_t)blk, t, shared, NULL, ews);
-          }
-        }
-      }
+      for (long job = 0; job < (long)(units * s->nmb); job++)
+        tap_tile_job(&a, (size_t)job, pix, y, ews);
     }
   }
 }

@@ -33,8 +33,9 @@
  * The GEMMs of a row have few rows (o_w), so the filter would stream from memory once per output
  * row: they run channel block by channel block, each block of the filter staying in L2 across
  * all the rows of the band. Jobs (image or batch, group, band, channel split) are independent
- * under dynamic scheduling; when there are too few bands for the threads and the channels are
- * split, a band's L is lowered once by the whole team into a shared buffer.
+ * under dynamic scheduling, each lowering its own L; only when per-thread Ls would exceed the
+ * workspace target (many threads, small images) is a band's L lowered once by the whole team
+ * into a shared buffer and its channel blocks shared out.
  */
 #include <math.h>
 #include <omp.h>
@@ -159,9 +160,10 @@ static ck_status dw_setup(ck_conv_ctx *ctx, mec_state *s, const ck_conv_weights 
 }
 
 /* Tiling of the non-depthwise path for an L budget (floats of one band's L and output tile):
- * chunks, bands, channel split and the workspace (ctx->workspace_size). share: split the
- * channels (one L lowered by the team) even when there are bands enough for the threads.
- * 0 on overflow. */
+ * chunks, bands, channel split and the workspace (ctx->workspace_size). Each job lowers its
+ * own L (a channel split lowers a band once per block: little next to its GEMMs, and no thread
+ * waits for another); share: one L per band lowered by the whole team, the channels always
+ * split, for when per-thread Ls cannot fit the workspace target. 0 on overflow. */
 static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
@@ -192,8 +194,8 @@ static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) 
   s->mb = ck_gc_channel_block(share ? 1 : jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
   const size_t l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->ctot, per_lrow, &ok), &ok);
-  s->shared_bytes = s->nmb > 1 ? l_bytes : 0;
-  s->l_bytes = s->nmb > 1 ? 0 : l_bytes;
+  s->shared_bytes = share ? l_bytes : 0;
+  s->l_bytes = share ? 0 : l_bytes;
   s->tmp_bytes =
       s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, per_lrow, &ok), s->mb, &ok), &ok)
                  : 0;
@@ -309,7 +311,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
       budget = next < budget ? next : budget - 1;
     }
     /* Still over with a band of one row per thread: one L for the team instead. */
-    if (ctx->workspace_size <= target || s->nmb > 1) break;
+    if (ctx->workspace_size <= target) break;
   }
   s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);
   size_t fbytes = ck_gc_floats_bytes(ck_gc_mul(s->fstride, G, &ok), &ok);

@@ -125,6 +125,69 @@ Test(gemm_algos, several_tiles_bands_and_blocks) {
   ck_gc_budget_shift = 0;
 }
 
+/* kn2row's shift-add jobs of output rows: rows that are whole pixel panels (W a multiple of the
+ * panel width: 28 = 2*14 = 7*4, 32 = 32 = 2*16 = 4*8, 30 = 5*6) are packed once per job and read
+ * at each row of taps' offset; other widths (29) go to the engine as the plain input. Several
+ * row blocks and channel blocks (budgets divided by 64), dilation, asymmetric and large pads,
+ * with the bits compared across 1 and 3 threads. */
+Test(gemm_algos, kn2row_row_jobs_packed_and_plain) {
+  static const int threads[] = {1, 3};
+  static const int widths[] = {28, 32, 30, 29};
+  ck_isa isas[4];
+  int nisa = ckt_available_isas(isas, 4);
+  char msg[1024];
+  ck_gc_budget_shift = 6;
+  for (int wi = 0; wi < 4; wi++) {
+    ck_conv_desc d = make_desc(2, 9, 7, widths[wi], 40, 3, 3);
+    set_pads(&d, 3, 1, 2, 0);
+    d.dilation_height = 2;
+    d.activation = CK_ACTIVATION_RELU;
+    for (int lay = 0; lay < 2; lay++) {
+      d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
+      for (int i = 0; i < nisa; i++)
+        for (int t = 0; t < 2; t++) {
+          int rc = ckt_check_conv(&d, CK_ALGO_KN2ROW, isas[i], threads[t], msg, sizeof msg);
+          cr_assert_eq(rc, 0, "width %d: %s (%d threads)", widths[wi], msg, threads[t]);
+        }
+    }
+  }
+  ck_gc_budget_shift = 0;
+}
+
+/* MEC on images narrower than half a panel folds several output rows into one GEMM (panel row
+ * (i, ow) shifted by i*stride_h input rows): widths 7, 3 and 2 fold on the ISAs whose panels
+ * are 14, 6 and 4 rows, with a last GEMM of fewer rows (odd heights), stride 2, and several
+ * bands (budgets divided by 64), at 1 and 3 threads. */
+Test(gemm_algos, mec_folded_rows) {
+  static const int threads[] = {1, 3};
+  ck_isa isas[4];
+  int nisa = ckt_available_isas(isas, 4);
+  char msg[1024];
+  ck_conv_desc shapes[3];
+  shapes[0] = make_desc(1, 8, 7, 7, 40, 3, 3); /* 7x7 */
+  set_pads(&shapes[0], 1, 1, 1, 1);
+  shapes[1] = make_desc(1, 5, 5, 3, 9, 3, 3); /* 5x3 */
+  set_pads(&shapes[1], 1, 1, 1, 1);
+  shapes[2] = make_desc(1, 6, 11, 4, 7, 3, 3); /* stride 2: 5x2 */
+  set_pads(&shapes[2], 0, 1, 1, 0);
+  shapes[2].stride_height = shapes[2].stride_width = 2;
+  for (int shift = 0; shift <= 6; shift += 6) {
+    ck_gc_budget_shift = shift;
+    for (int sidx = 0; sidx < 3; sidx++) {
+      ck_conv_desc d = shapes[sidx];
+      for (int lay = 0; lay < 2; lay++) {
+        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
+        for (int i = 0; i < nisa; i++)
+          for (int t = 0; t < 2; t++) {
+            int rc = ckt_check_conv(&d, CK_ALGO_MEC, isas[i], threads[t], msg, sizeof msg);
+            cr_assert_eq(rc, 0, "%s (%d threads, budget shift %d)", msg, threads[t], shift);
+          }
+      }
+    }
+  }
+  ck_gc_budget_shift = 0;
+}
+
 /* Few input channels and many output channels (a network's first layer): kn2row-aa and the tap
  * sums group taps into one GEMM, by whole rows of taps or by runs of kw within a row. */
 Test(gemm_algos, tap_groups_for_few_channels) {

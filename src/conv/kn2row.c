@@ -2,14 +2,16 @@
  * kn2row and kn2row-aa (Vasudevan, Anderson, Gregg 2017; Anderson et al. 2017): a convolution as
  * a sum over the KH*KW taps of 1x1 convolutions, each tap's result shifted by the tap's offset.
  *
- * kn2row, stride 1: ONE GEMM per band of input rows (and block of output channels) multiplies
- * all taps' filters, stacked as [KH*KW*mb x cg], by the input band ([cg x rows*W], packed once as
- * any GEMM operand is, no lowering), giving KH*KW partial images Y; a shift-add pass then sums
- * each tap's partial image, shifted by the tap's offset, into the output, where bias and
- * activation are applied by the pass that completes a row. Bands of input rows keep Y in cache,
- * channel blocks keep the stacked filter in L2; a row of the output receives its taps from
- * consecutive bands in tap order, so its sum (bias, then taps in (kh, kw) order) does not depend
- * on the band size.
+ * kn2row, stride 1: the taps' filters stacked ([KW*mb x cg] per row of taps kh) multiply the
+ * plain input (no lowering) in one GEMM per row of taps, giving KW partial images Y; a shift-add
+ * pass then sums each tap's partial image, shifted by the tap's offset, into the output, where
+ * bias and activation are applied by the pass that completes a row. Work is tiled by blocks of
+ * output rows (jobs): a job's GEMM for row of taps kh reads exactly the input rows its output
+ * rows need through kh (the block's halo, shifted by kh*dh, so nothing is computed twice), and
+ * its partial images (rows*W x KW*mb) are shift-added at once while they are in L2, a pixel's
+ * KW taps in one pass over its channels. Channel blocks keep the stacked filter in L2. A row
+ * of the output is summed by one job, bias then taps in (kh, kw) order, so its sum does not
+ * depend on the block sizes.
  *
  * Dilation alone discards nothing (the shifts scale with it), so it stays on this path.
  *
@@ -24,10 +26,8 @@
  * epilogue adds the bias and applies the activation. Extra memory: one gathered tap per thread.
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
- * tile or band sequence, channel block) under dynamic scheduling; each output element is summed
- * by one thread in a fixed order. The shift-add path packs each input band once with the whole
- * team into a shared buffer, then shares out the channel blocks; kn2row-aa does the same with
- * each gathered tap when there are too few tiles for the threads and channels are split.
+ * tile or block of output rows, channel block) under dynamic scheduling, each gathering or
+ * packing what it reads; each output element is summed by one thread in a fixed order.
  */
 #include <math.h>
 #include <omp.h>
@@ -41,8 +41,8 @@
  * measured:
  *   gathered tap plus the output tile it accumulates into (kn2row-aa, tap sums): 32 Ki floats
  *   (128 KiB), so both stay in L2 across all the taps of the tile with the filter's tap block;
- *   partial images of a band (kn2row shift-add): 256 Ki floats (1 MiB), written by the GEMM and
- *   read back by the shift-add pass from L2. */
+ *   partial images of a job's row of taps (kn2row shift-add): 256 Ki floats (1 MiB), written by
+ *   the GEMM and read back by the shift-add pass from L2. */
 #define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
 #define KN2ROW_BAND_FLOATS (256u * 1024u)
 /* Stacked filter block of a kn2row shift-add GEMM: 128 Ki floats (512 KiB) of L2. */
@@ -64,13 +64,14 @@ typedef struct {
   size_t P;                  /* output pixels */
   size_t pt;                 /* pixels gathered at a time (AA, TAP_SUM) */
   size_t jt, ntiles;         /* pixels of a job (a multiple of pt), jobs per image and group */
-  size_t band, nbands, rows; /* input rows per band, bands, rows referenced (SHIFT_ADD) */
+  size_t band, nbands, rows; /* SHIFT_ADD: output rows per job, row blocks; depthwise: input
+                                rows per band, bands, rows referenced */
   size_t mb, nmb;            /* channel block and blocks per group */
   size_t fstride;            /* floats between packed filter blocks */
   float *filter, *bias, *zero;
-  int dw;              /* depthwise: groups batched (see dw_setup) */
-  float *dw_w;         /* depthwise filter: NHWC [taps][C], NCHW [C][taps] */
-  size_t shared_bytes; /* band or gathered tap shared by the team (channels split) */
+  int pack_rows; /* SHIFT_ADD: a job's input rows packed once (rows are whole panels) */
+  int dw;        /* depthwise: groups batched (see dw_setup) */
+  float *dw_w;   /* depthwise filter: NHWC [taps][C], NCHW [C][taps] */
   size_t pix_bytes, y_bytes, eng_bytes, region; /* per thread */
   int workers;
 } kn2row_state;
@@ -102,15 +103,16 @@ static size_t group_k(const kn2row_state *s, const ck_conv_problem *pb, size_t q
 }
 
 /* Packed filters. Per tap group (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside
- * it. Stacked (SHIFT_ADD): block (g, b) = [taps*mb x cg] with rows (t, m) for the channels of block
- * b, so one GEMM yields every tap of those channels. */
+ * it. Stacked (SHIFT_ADD): block (g, b, kh) = [KW*mb x cg] with rows (kw, m) for the channels of
+ * block b, so one GEMM yields a whole row of taps of those channels. */
 static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oihw) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
   const int stacked = s->mode == MODE_SHIFT_ADD;
-  const size_t rows_per_block = stacked ? s->taps * s->mb : mg, k = stacked ? cg : s->gk;
-  const size_t blocks = G * (stacked ? s->nmb : s->ngroups);
+  const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width;
+  const size_t rows_per_block = stacked ? KW * s->mb : mg, k = stacked ? cg : s->gk;
+  const size_t blocks = G * (stacked ? s->nmb * KH : s->ngroups);
   const ck_gc_k_order order = s->r.pix_is_b ? CK_GC_K_CHW : CK_GC_K_HWC; /* the lowering's */
   int ok = 1;
   s->fstride = ck_gc_filter_floats(&s->r, rows_per_block, k);
@@ -129,13 +131,14 @@ static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oi
     if (stacked) {
       for (size_t b = 0; b < s->nmb; b++) {
         const size_t m0 = b * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-        for (size_t t = 0; t < s->taps; t++) {
-          const ck_tap_range one = {(int)(t / (size_t)d->kernel_width), 1,
-                                    (int)(t % (size_t)d->kernel_width), 1};
-          ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, order, one, rows + t * mb * cg);
+        for (size_t kh = 0; kh < KH; kh++) {
+          for (size_t kw = 0; kw < KW; kw++) {
+            const ck_tap_range one = {(int)kh, 1, (int)kw, 1};
+            ck_gc_filter_rows(pb, oihw, (int)g, m0, mb, order, one, rows + kw * mb * cg);
+          }
+          ck_gc_pack_filter(ctx->kern, &s->r, KW * mb, cg, rows,
+                            s->filter + ((g * s->nmb + b) * KH + kh) * s->fstride);
         }
-        ck_gc_pack_filter(ctx->kern, &s->r, s->taps * mb, cg, rows,
-                          s->filter + (g * s->nmb + b) * s->fstride);
       }
     } else {
       for (size_t q = 0; q < s->ngroups; q++) {
@@ -225,40 +228,49 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   size_t jobs;
   if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
   if (mode == MODE_SHIFT_ADD) {
-    const size_t rows = sa_rows(pb);
-    s->rows = rows;
-    /* A block's taps*mb rows are packed on their own: mb only needs taps*mb to fill the
-     * filter panels, a multiple of fw / gcd(taps, fw). */
-    size_t gcd = s->taps, rem = s->r.fw;
+    const size_t KW = (size_t)d->kernel_width, OH = (size_t)pb->out_h;
+    /* Filter blocks are [KW*mb x cg], one per row of taps: mb a multiple of fw / gcd(KW, fw)
+     * fills their panels. */
+    size_t gcd = KW, rem = s->r.fw;
     while (rem != 0) {
       const size_t r = gcd % rem;
       gcd = rem;
       rem = r;
     }
-    /* Channel blocks for the threads, and small enough that a block's stacked filter
-     * (taps*mb x cg) stays in L2 through its GEMM, so the band can be large (the filter is then
-     * read once per band, not once per few pixels). */
+    /* Channel blocks small enough that a block's filter (taps*mb x cg) stays in L2 through the
+     * job; jobs of `band` output rows whose partial images (band*W x KW*mb) stay in L2 from
+     * their GEMM to the shift-add; channels split only when there are too few row blocks for
+     * the threads. */
     const size_t gran = s->r.fw / gcd;
-    s->mb = ck_gc_channel_block(N * G, mg, gran, KN2ROW_MIN_BLOCK, ctx->threads);
     size_t mb_cache = ck_gc_budget(KN2ROW_FILTER_BLOCK_FLOATS) / (s->taps * cg) / gran * gran;
     if (mb_cache < gran) mb_cache = gran;
-    if (mb_cache < s->mb) s->mb = mb_cache;
-    s->nmb = ck_div_up(mg, s->mb);
-    const size_t per_row = ck_gc_mul(s->taps * s->mb, W, &ok);
+    const size_t per_row = ck_gc_mul(KW * (mg < mb_cache ? mg : mb_cache), W, &ok);
     s->band = per_row > 0 ? ck_gc_budget(KN2ROW_BAND_FLOATS) / per_row : 1;
     if (s->band < 1) s->band = 1;
-    if (s->band > rows) s->band = rows > 0 ? rows : 1;
-    s->nbands = ck_div_up(rows, s->band);
-    const size_t npix = ck_gc_mul(s->band, W, &ok);
-    s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->taps, s->mb, &ok), npix, &ok), &ok);
-    /* The input band is packed once by the team into a shared buffer, for all the blocks. */
-    s->pix_bytes = 0;
-    s->shared_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_round_up(npix, s->r.pw), cg, &ok), &ok);
-    const size_t last_rows = rows > 0 ? rows - (s->nbands - 1) * s->band : s->band;
+    if (s->band > OH) s->band = OH > 0 ? OH : 1;
+    s->nbands = ck_div_up(OH, s->band);
+    s->mb = ck_gc_channel_block(N * G * s->nbands, mg, gran, KN2ROW_MIN_BLOCK, ctx->threads);
+    if (mb_cache < s->mb) s->mb = mb_cache;
+    s->nmb = ck_div_up(mg, s->mb);
+    s->y_bytes = ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(KW, s->mb, &ok), s->band * W, &ok), &ok);
+    /* The GEMMs of a job read input rows [i0, i1) shifted by kh*dh rows. When a row is whole
+     * pixel panels (W a multiple of pw), the job's rows are packed once and each GEMM starts at
+     * its first row's panel; otherwise the input rows are the plain operand, packed by the
+     * engine for each row of taps. A GEMM reads one to band rows (fewer at the image's edges),
+     * and the engine's need is asked for each. */
+    s->pack_rows = W % s->r.pw == 0;
+    size_t urows = s->band + (size_t)(d->kernel_height - 1) * (size_t)d->dilation_height;
+    if (urows > (size_t)d->in_height) urows = (size_t)d->in_height;
+    s->pix_bytes =
+        s->pack_rows ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(urows, W, &ok), cg, &ok), &ok) : 0;
     const size_t mb_last = mg - (s->nmb - 1) * s->mb;
-    s->eng_bytes = ck_gc_gemm_workspace(ctx->kern, &s->r, npix, last_rows * W, s->taps * s->mb,
-                                        s->taps * mb_last, cg, 1, &ok);
-    jobs = N * G * s->nmb;
+    s->eng_bytes = 0;
+    for (size_t rows = 1; rows <= s->band && ok; rows++) {
+      const size_t e = ck_gc_gemm_workspace(ctx->kern, &s->r, rows * W, rows * W, KW * s->mb,
+                                            KW * mb_last, cg, s->pack_rows, &ok);
+      if (e > s->eng_bytes) s->eng_bytes = e;
+    }
+    jobs = N * G * s->nbands * s->nmb;
   } else {
     /* Each GEMM re-reads and re-writes the output tile: with few channels per tap (and enough
      * output channels for that to dominate) taps are grouped until a GEMM's inner dimension
@@ -284,31 +296,53 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
      * reused from cache across them; the job's output tile stays in L2. Smaller jobs when the
      * threads need more of them. */
     s->jt = s->pt;
+    size_t aa_mb = 0; /* kn2row-aa's channel block, when chosen with the pixel split */
     if (mode == MODE_AA) {
       size_t per = ck_gc_budget(KN2ROW_OUT_TILE_FLOATS) / mg / s->pt;
       if (per < 1) per = 1;
       const size_t want = 4 * (size_t)ctx->threads, images = N * G;
       if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want) {
-        /* Jobs of a want-th of the image, so the threads never split channels (which would
-         * gather every tap once per channel block, or synchronize the team on every tap); each
-         * job gathers at least two tiles, so that the tap tile stays well under the lowered tile
-         * im2col uses for the same job size. */
+        /* Too few tiles for the threads. The gathered tap is a want-th of the image at most
+         * (half of it, so a job gathers two tiles or more), which keeps it well under the
+         * lowered tile im2col uses for the same job size. The jobs split pixels into nt parts
+         * and channels into nmb blocks, each job gathering its own taps: every pixel part
+         * streams the whole filter once (nt*mg per tap and input channel) and every channel
+         * block gathers every tap again (nmb*P), so the split that repeats least of the two
+         * is taken. Splitting pixels alone would stream a large filter (512x512 channels: 9
+         * MiB) from memory once per few pixels. */
         const size_t target = ck_div_up(s->P, ck_div_up(want, images));
         size_t half = target / 2 / s->r.pw * s->r.pw;
         if (half < s->r.pw) half = s->r.pw;
         if (half < s->pt) s->pt = half;
-        per = target / s->pt; /* rounded down: at least `want` jobs */
+        const size_t floor_mb =
+            ck_round_up(KN2ROW_MIN_BLOCK > s->r.fw ? KN2ROW_MIN_BLOCK : s->r.fw, s->r.fw);
+        size_t best = SIZE_MAX;
+        for (size_t nt = 1; nt <= want; nt++) {
+          const size_t jt = ck_round_up(ck_div_up(s->P, nt), s->pt), ntr = ck_div_up(s->P, jt);
+          const size_t split = ck_div_up(want, images * ntr);
+          size_t mb = ck_round_up(ck_div_up(mg, split), s->r.fw);
+          if (mb < floor_mb) mb = floor_mb;
+          if (mb > mg) mb = mg;
+          const size_t cost = ntr * mg + ck_div_up(mg, mb) * s->P;
+          if (cost < best) {
+            best = cost;
+            s->jt = jt;
+            aa_mb = mb;
+          }
+          if (ntr * s->pt >= ck_round_up(s->P, s->pt)) break; /* one gather tile per job */
+        }
+      } else {
+        if (per > 1) s->jt = per * s->pt;
+        if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
       }
-      if (per > 1) s->jt = per * s->pt;
-      if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
     }
     s->ntiles = ck_div_up(s->P, s->jt);
-    s->mb = ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK, ctx->threads);
+    s->mb = aa_mb > 0 ? aa_mb
+                      : ck_gc_channel_block(N * G * s->ntiles, mg, s->r.fw, KN2ROW_MIN_BLOCK,
+                                            ctx->threads);
     s->nmb = ck_div_up(mg, s->mb);
     const size_t tap_bytes = ck_gc_floats_bytes(ck_gc_mul(s->gk, s->pt, &ok), &ok);
-    const int shared = mode == MODE_AA && s->nmb > 1;
-    s->shared_bytes = shared ? tap_bytes : 0;
-    s->pix_bytes = shared ? 0 : tap_bytes;
+    s->pix_bytes = tap_bytes;
     s->y_bytes =
         mode == MODE_TAP_SUM
             ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->ngroups, s->mb, &ok), s->pt, &ok), &ok)
@@ -326,7 +360,7 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   s->region = 0;
   if (!ok || !ck_gc_region_add(&s->region, s->pix_bytes) ||
       !ck_gc_region_add(&s->region, s->y_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
+      !ck_gc_ws_total(0, s->region, s->workers, &ctx->workspace_size))
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "%s: workspace size overflows",
                    mode == MODE_AA ? "kn2row-aa" : "kn2row");
   s->bias = malloc((size_t)d->out_channels * sizeof(float));
@@ -495,16 +529,45 @@ static void valid_ow(const ck_conv_problem *pb, long kw, long *lo, long *hi) {
   if (*hi < *lo) *hi = *lo;
 }
 
+/* One output pixel's mb channels (NHWC): o[m] = init[m] + y[0*step + m] + ... + y[(n-1)*step +
+ * m], summed in that order, clamped to [lo, hi] if `clamp`. init may be o. The channels are taken
+ * 32 at a time into a block of accumulators the compiler keeps in vector registers, so the output
+ * is read and written once per row of taps rather than once per tap, and the sum stays the same
+ * sequence of additions as one tap at a time. */
+#define SA_CHUNK 32
+static void sa_pixel(float *o, const float *init, const float *y, size_t step, size_t n, size_t mb,
+                     int clamp, float lo, float hi) {
+  size_t m = 0;
+  for (; m + SA_CHUNK <= mb; m += SA_CHUNK) {
+    float acc[SA_CHUNK];
+    for (size_t i = 0; i < SA_CHUNK; i++) acc[i] = init[m + i];
+    for (size_t j = 0; j < n; j++) {
+      const float *yj = y + j * step + m;
+      for (size_t i = 0; i < SA_CHUNK; i++) acc[i] += yj[i];
+    }
+    if (clamp)
+      for (size_t i = 0; i < SA_CHUNK; i++) acc[i] = clampf(acc[i], lo, hi);
+    for (size_t i = 0; i < SA_CHUNK; i++) o[m + i] = acc[i];
+  }
+  for (; m < mb; m++) {
+    float v = init[m];
+    for (size_t j = 0; j < n; j++) v += y[j * step + m];
+    o[m] = clamp ? clampf(v, lo, hi) : v;
+  }
+}
+
 /* Adds the taps that band [r0, r1) of partial images y holds into the output rows they reach:
  * NCHW: y[(t*mb + m)*npix + (ih - r0)*W + iw], out_c = channel m0's plane;
  * NHWC: y[((ih - r0)*W + iw)*taps*mb + t*mb + m], out_c = image n's first pixel at channel m0.
- * A row is set to the bias by its first valid tap and clamped after its last. */
+ * A row starts from the bias at its first valid tap and is clamped after its last; the taps are
+ * added in (kh, kw) order. */
 static void shift_add(const run_args *a, const float *y, long r0, long r1, size_t mb, float *out_c,
                       const float *bias) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
   const long KH = d->kernel_height, KW = d->kernel_width, dh = d->dilation_height;
+  const long dw = d->dilation_width, pl = d->pad_left;
   const long OH = pb->out_h, OW = pb->out_w, W = d->in_width, pt = d->pad_top;
   const size_t P = s->P, M = (size_t)d->out_channels, npix = (size_t)(r1 - r0) * (size_t)W;
   const size_t tm = s->taps * mb;
@@ -518,67 +581,49 @@ static void shift_add(const run_args *a, const float *y, long r0, long r1, size_
     for (long kh = first; kh <= last; kh++) {
       const long ih = oh - pt + kh * dh;
       if (ih < r0 || ih >= r1) continue;
+      if (!nchw) {
+        /* Pixel by pixel, the row of taps kh at once: tap kw of output column ow reads y at
+         * input column ow - pl + kw*dw, the valid kw a contiguous range. */
+        const float *yrow = y + (size_t)(ih - r0) * (size_t)W * tm;
+        float *orow = out_c + (size_t)(oh * OW) * M;
+        const size_t step = (size_t)dw * tm + mb;
+        for (long ow = 0; ow < OW; ow++) {
+          long kw_lo = 0, kw_hi = KW; /* 0 <= ow - pl + kw*dw < W */
+          if (ow - pl < 0) kw_lo = (pl - ow + dw - 1) / dw;
+          if (ow - pl + (KW - 1) * dw > W - 1)
+            kw_hi = W - 1 - ow + pl >= 0 ? (W - 1 - ow + pl) / dw + 1 : 0;
+          if (kw_hi < kw_lo) kw_hi = kw_lo;
+          const size_t off =
+              kw_hi > kw_lo ? (size_t)(ow - pl + kw_lo * dw) * tm + (size_t)(kh * KW + kw_lo) * mb
+                            : 0;
+          float *o = orow + (size_t)ow * M;
+          sa_pixel(o, kh == first ? bias : o, yrow + off, step, (size_t)(kw_hi - kw_lo), mb,
+                   kh == last, pb->min, pb->max);
+        }
+        continue;
+      }
       if (kh == first) {
         for (size_t m = 0; m < mb; m++)
-          for (long ow = 0; ow < OW; ow++) {
-            if (nchw)
-              out_c[m * P + (size_t)(oh * OW + ow)] = bias[m];
-            else
-              out_c[(size_t)(oh * OW + ow) * M + m] = bias[m];
-          }
+          for (long ow = 0; ow < OW; ow++) out_c[m * P + (size_t)(oh * OW + ow)] = bias[m];
       }
       for (long kw = 0; kw < KW; kw++) {
         const size_t t = (size_t)(kh * KW + kw);
-        const long off = -d->pad_left + kw * d->dilation_width;
+        const long off = -pl + kw * dw;
         long lo, hi;
         valid_ow(pb, kw, &lo, &hi);
-        if (nchw) {
-          for (size_t m = 0; m < mb; m++) {
-            float *o = out_c + m * P + (size_t)(oh * OW);
-            const float *yr = y + (t * mb + m) * npix + (size_t)((ih - r0) * W);
-            for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
-          }
-        } else {
-          for (long ow = lo; ow < hi; ow++) {
-            float *o = out_c + (size_t)(oh * OW + ow) * M;
-            const float *yr = y + (size_t)((ih - r0) * W + ow + off) * tm + t * mb;
-            for (size_t m = 0; m < mb; m++) o[m] += yr[m];
-          }
+        for (size_t m = 0; m < mb; m++) {
+          float *o = out_c + m * P + (size_t)(oh * OW);
+          const float *yr = y + (t * mb + m) * npix + (size_t)((ih - r0) * W);
+          for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
         }
       }
       if (kh == last) {
-        for (size_t m = 0; m < mb; m++)
-          for (long ow = 0; ow < OW; ow++) {
-            float *o = nchw ? &out_c[m * P + (size_t)(oh * OW + ow)]
-                            : &out_c[(size_t)(oh * OW + ow) * M + m];
-            *o = clampf(*o, pb->min, pb->max);
-          }
+        for (size_t m = 0; m < mb; m++) {
+          float *o = out_c + m * P + (size_t)(oh * OW);
+          for (long ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow], pb->min, pb->max);
+        }
       }
     }
-  }
-}
-
-/* Output rows of channel block blk of image n, group g that no tap reaches (padding only): the
- * bias alone. */
-static void sa_init(const run_args *a, size_t n, size_t g, size_t blk) {
-  const ck_conv_problem *pb = &a->ctx->pb;
-  const ck_conv_desc *d = &pb->d;
-  const kn2row_state *s = a->s;
-  const size_t M = (size_t)d->out_channels, P = s->P, mg = (size_t)pb->cout_g;
-  const int nchw = s->r.pix_is_b;
-  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
-  const float *bias = s->bias + g * mg + m0;
-  for (long oh = 0; oh < pb->out_h; oh++) {
-    long first, last;
-    valid_kh(d, oh, &first, &last);
-    if (first <= last) continue;
-    for (size_t m = 0; m < mb; m++)
-      for (size_t ow = 0; ow < (size_t)pb->out_w; ow++) {
-        const size_t p = (size_t)oh * (size_t)pb->out_w + ow;
-        float *o = nchw ? &out_c[m * P + p] : &out_c[p * M + m];
-        *o = clampf(bias[m], pb->min, pb->max);
-      }
   }
 }
 
@@ -588,52 +633,115 @@ static size_t sa_band_rows(const kn2row_state *s, size_t b, size_t *r0) {
   return s->band < s->rows - *r0 ? s->band : s->rows - *r0;
 }
 
-/* Band b of channel block blk of image n, group g: the stacked GEMM into the partial images y,
- * then the shift-add into the output. packed: the band, packed by the team (sa_pack). */
-static void sa_band(const run_args *a, size_t n, size_t g, size_t blk, size_t b,
-                    const float *packed, float *y, void *ews) {
+/* Job j of the shift-add path: output rows [o0, o0 + band) of channel block blk of image n,
+ * group g. Rows no tap reaches get the bias. Then for each row of taps kh in order: one GEMM of
+ * the input rows those output rows read through kh (the plain input, no lowering) by the taps'
+ * stacked filter gives the KW partial images y [rows*W x KW*mb] (NCHW: [KW*mb x rows*W]), which
+ * the shift-add adds into the rows at once, while they are in L2. A row starts from the bias at
+ * its first valid kh and is clamped after its last; its taps are added in (kh, kw) order, so
+ * the sum does not depend on the job size. */
+static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ews) {
   const ck_conv_problem *pb = &a->ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const kn2row_state *s = a->s;
-  const size_t M = (size_t)d->out_channels, W = (size_t)d->in_width, P = s->P;
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g;
+  const size_t M = (size_t)d->out_channels, C = (size_t)d->in_channels, P = s->P;
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t HW = (size_t)d->in_height * (size_t)d->in_width;
+  const long KH = d->kernel_height, KW = d->kernel_width, dh = d->dilation_height;
+  const long dw = d->dilation_width, pl = d->pad_left, pt = d->pad_top;
+  const long H = d->in_height, W = d->in_width, OH = pb->out_h, OW = pb->out_w;
   const int nchw = s->r.pix_is_b;
-  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
-  const size_t tm = s->taps * mb;
+  const size_t blk = job % s->nmb, rb = job / s->nmb % s->nbands;
+  const size_t g = job / s->nmb / s->nbands % G, n = job / s->nmb / s->nbands / G;
+  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb, km = (size_t)KW * mb;
+  const long o0 = (long)(rb * s->band), o1 = o0 + (long)s->band < OH ? o0 + (long)s->band : OH;
   float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
-  size_t r0;
-  const size_t npix = sa_band_rows(s, b, &r0) * W;
-  ck_gc_tile tl = {.np = npix,
-                   .mb = tm,
-                   .k = cg,
-                   .pix = {.data = packed, .packed = 1},
-                   .filt = s->filter + (g * s->nmb + blk) * s->fstride,
-                   .c = y,
-                   .ldc = nchw ? npix : tm,
-                   .lo = -INFINITY,
-                   .hi = INFINITY};
-  ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
-  shift_add(a, y, (long)r0, (long)(r0 + npix / W), mb, out_c, s->bias + g * mg + m0);
-}
-
-/* Panel q of band b of image n, group g, packed for the engine into dst (the band's first
- * panel). */
-static void sa_pack(const run_args *a, size_t n, size_t g, size_t b, size_t q, float *dst) {
-  const ck_conv_problem *pb = &a->ctx->pb;
-  const ck_conv_desc *d = &pb->d;
-  const kn2row_state *s = a->s;
-  const size_t C = (size_t)d->in_channels, cg = (size_t)pb->cin_g, pw = s->r.pw;
-  const size_t W = (size_t)d->in_width, HW = (size_t)d->in_height * W;
-  size_t r0;
-  const size_t npix = sa_band_rows(s, b, &r0) * W, j0 = q * pw;
-  if (j0 >= npix) return;
-  const size_t cnt = npix - j0 < pw ? npix - j0 : pw;
-  if (s->r.pix_is_b)
-    ck_gemm_pack_b(a->ctx->kern, cg, cnt, a->in + (n * C + g * cg) * HW + r0 * W + j0, HW, 1,
-                   dst + q * pw * cg);
-  else
-    ck_gemm_pack_a(a->ctx->kern, cnt, cg, a->in + n * HW * C + g * cg + (r0 * W + j0) * C, C, 1,
-                   dst + q * pw * cg);
+  const float *bias = s->bias + g * mg + m0;
+  const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
+  for (long oh = o0; oh < o1; oh++) {
+    long first, last;
+    valid_kh(d, oh, &first, &last);
+    if (first <= last) continue;
+    for (long ow = 0; ow < OW; ow++)
+      for (size_t m = 0; m < mb; m++)
+        out_c[nchw ? m * P + (size_t)(oh * OW + ow) : (size_t)(oh * OW + ow) * M + m] =
+            clampf(bias[m], pb->min, pb->max);
+  }
+  /* All the input rows the job reads: [u0, u1). */
+  const long u0 = o0 - pt > 0 ? o0 - pt : 0;
+  const long u1 = o1 - pt + (KH - 1) * dh < H ? o1 - pt + (KH - 1) * dh : H;
+  if (s->pack_rows && u0 < u1) {
+    const size_t cnt = (size_t)(u1 - u0) * (size_t)W;
+    if (nchw)
+      ck_gemm_pack_b(a->ctx->kern, cg, cnt, in_g + (size_t)(u0 * W), HW, 1, pix);
+    else
+      ck_gemm_pack_a(a->ctx->kern, cnt, cg, in_g + (size_t)(u0 * W) * C, C, 1, pix);
+  }
+  for (long kh = 0; kh < KH; kh++) {
+    long i0 = o0 - pt + kh * dh, i1 = o1 - pt + kh * dh; /* input rows read through kh */
+    if (i0 < 0) i0 = 0;
+    if (i1 > H) i1 = H;
+    if (i0 >= i1) continue;
+    const size_t npix = (size_t)(i1 - i0) * (size_t)W;
+    ck_gc_tile tl = {
+        .np = npix,
+        .mb = km,
+        .k = cg,
+        .pix =
+            nchw
+                ? (ck_gc_pixels){.data = in_g + (size_t)(i0 * W), .row_stride = HW, .col_stride = 1}
+                : (ck_gc_pixels){.data = in_g + (size_t)(i0 * W) * C,
+                                 .row_stride = 1,
+                                 .col_stride = C},
+        .filt = s->filter + ((g * s->nmb + blk) * (size_t)KH + (size_t)kh) * s->fstride,
+        .c = y,
+        .ldc = nchw ? npix : km,
+        .lo = -INFINITY,
+        .hi = INFINITY};
+    if (s->pack_rows) /* row i0 starts a panel */
+      tl.pix = (ck_gc_pixels){.data = pix + (size_t)((i0 - u0) * W) * cg, .packed = 1};
+    ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
+    for (long ih = i0; ih < i1; ih++) {
+      const long oh = ih + pt - kh * dh;
+      long first, last;
+      valid_kh(d, oh, &first, &last);
+      const int init = kh == first, fin = kh == last;
+      if (!nchw) {
+        /* Pixel by pixel, the row of taps at once: tap kw of output column ow reads input
+         * column ow - pl + kw*dw, the valid kw a contiguous range. */
+        const float *yrow = y + (size_t)(ih - i0) * (size_t)W * km;
+        float *orow = out_c + (size_t)(oh * OW) * M;
+        const size_t step = (size_t)dw * km + mb;
+        for (long ow = 0; ow < OW; ow++) {
+          long kw_lo = 0, kw_hi = KW; /* 0 <= ow - pl + kw*dw < W */
+          if (ow - pl < 0) kw_lo = (pl - ow + dw - 1) / dw;
+          if (ow - pl + (KW - 1) * dw > W - 1)
+            kw_hi = W - 1 - ow + pl >= 0 ? (W - 1 - ow + pl) / dw + 1 : 0;
+          if (kw_hi < kw_lo) kw_hi = kw_lo;
+          const size_t off =
+              kw_hi > kw_lo ? (size_t)(ow - pl + kw_lo * dw) * km + (size_t)kw_lo * mb : 0;
+          float *o = orow + (size_t)ow * M;
+          sa_pixel(o, init ? bias : o, yrow + off, step, (size_t)(kw_hi - kw_lo), mb, fin, pb->min,
+                   pb->max);
+        }
+        continue;
+      }
+      for (size_t m = 0; m < mb; m++) {
+        float *o = out_c + m * P + (size_t)(oh * OW);
+        if (init)
+          for (long ow = 0; ow < OW; ow++) o[ow] = bias[m];
+        for (long kw = 0; kw < KW; kw++) {
+          const long off = -pl + kw * dw;
+          const float *yr = y + ((size_t)kw * mb + m) * npix + (size_t)((ih - i0) * W);
+          long lo, hi;
+          valid_ow(pb, kw, &lo, &hi);
+          for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
+        }
+        if (fin)
+          for (long ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow], pb->min, pb->max);
+      }
+    }
+  }
 }
 
 /* ---- Depthwise (dw_setup) -------------------------------------------------------------- */
@@ -814,54 +922,18 @@ static void kn2row_execute(const ck_conv_ctx *ctx, const float *input, float *ou
   const size_t units = (size_t)d->batch * (size_t)d->groups * per_image;
 #pragma omp parallel num_threads(s->workers) if (s->workers > 1)
   {
-    unsigned char *cur =
-        ck_gc_ws_region(workspace, s->shared_bytes, s->region, omp_get_thread_num());
+    unsigned char *cur = ck_gc_ws_region(workspace, 0, s->region, omp_get_thread_num());
     float *pix = ck_gc_carve(&cur, s->pix_bytes);
     float *y = ck_gc_carve(&cur, s->y_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
-    if (s->shared_bytes == 0) { /* independent jobs (kn2row-aa, tap sums) */
+    if (s->mode == MODE_SHIFT_ADD) {
+#pragma omp for schedule(dynamic, 1)
+      for (long job = 0; job < (long)(units * s->nbands * s->nmb); job++)
+        sa_job(&a, (size_t)job, pix, y, ews);
+    } else { /* kn2row-aa, tap sums */
 #pragma omp for schedule(dynamic, 1)
       for (long job = 0; job < (long)(units * s->nmb); job++)
         tap_tile_job(&a, (size_t)job, pix, y, ews);
-    } else if (s->mode == MODE_SHIFT_ADD) {
-      /* Each band of input rows is packed once, by all threads panel by panel into the shared
-       * buffer, then its channel blocks are shared out (a block's bands stay in order: its
-       * rows accumulate). */
-      float *shared = (float *)ck_gc_ws_shared(workspace);
-      const size_t G = (size_t)d->groups;
-      const size_t panels = ck_div_up(s->band * (size_t)d->in_width, s->r.pw);
-      for (size_t u = 0; u < units; u++) {
-        const size_t g = u % G, n = u / G;
-#pragma omp for schedule(dynamic, 1) nowait
-        for (long blk = 0; blk < (long)s->nmb; blk++) sa_init(&a, n, g, (size_t)blk);
-        for (size_t b = 0; b < s->nbands; b++) {
-#pragma omp for schedule(dynamic, 1)
-          for (long q = 0; q < (long)panels; q++) sa_pack(&a, n, g, b, (size_t)q, shared);
-#pragma omp for schedule(dynamic, 1)
-          for (long blk = 0; blk < (long)s->nmb; blk++)
-            sa_band(&a, n, g, (size_t)blk, b, shared, y, ews);
-        }
-      }
-    } else {
-      /* kn2row-aa with few tiles and channels split among the threads: each tap of a tile is
-       * gathered once, by all threads panel by panel into the shared buffer, then its channel
-       * blocks are shared out. */
-      float *shared = (float *)ck_gc_ws_shared(workspace);
-      const size_t panels = ck_div_up(s->pt, s->r.pw);
-      for (size_t u = 0; u < units; u++) {
-        const tap_unit un = tap_unit_of(&a, u);
-        for (size_t t = 0; t < s->ngroups; t++) {
-          for (size_t i = 0; i < ck_div_up(un.np, s->pt); i++) {
-            const tap_unit sub = tap_sub(s, un, i);
-#pragma omp for schedule(dynamic, 1)
-            for (long q = 0; q < (long)panels; q++)
-              tap_gather(&a, sub, t, (size_t)q, (size_t)q + 1, shared);
-#pragma omp for schedule(dynamic, 1)
-            for (long blk = 0; blk < (long)s->nmb; blk++)
-              tap_gemm(&a, sub, (size_t)blk, t, shared, NULL, ews);
-          }
-        }
-      }
     }
   }
 }

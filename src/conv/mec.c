@@ -25,14 +25,17 @@
  * Tiling: bands of output rows and chunks of output columns (whole MR-row panels of L); each job
  * lowers the L of its band and chunk (the input rows it needs, with the KH - stride overlap
  * between bands lowered twice) and runs their GEMMs while L is in cache. L's budget is 0.35x
- * im2col's lowered tile: MEC's point is its smaller lowering, and a band of at least
+ * im2col's lowered tile, and the whole workspace is kept within 0.35x of im2col's lowered tiles
+ * at the same thread count (smaller bands, or one L for the team, when im2col's tiles shrink
+ * for the threads): MEC's point is its smaller lowering, and a band of at least
  * MEC_MIN_ROWS output rows keeps the relowered overlap small, so columns are chunked first.
  * With dilation, a band of fewer rows than the dilation stores only the phases it reads.
  * The GEMMs of a row have few rows (o_w), so the filter would stream from memory once per output
  * row: they run channel block by channel block, each block of the filter staying in L2 across
  * all the rows of the band. Jobs (image or batch, group, band, channel split) are independent
- * under dynamic scheduling; when there are too few bands for the threads and the channels are
- * split, a band's L is lowered once by the whole team into a shared buffer.
+ * under dynamic scheduling, each lowering its own L; only when per-thread Ls would exceed the
+ * workspace target (many threads, small images) is a band's L lowered once by the whole team
+ * into a shared buffer and its channel blocks shared out.
  */
 #include <math.h>
 #include <omp.h>
@@ -51,6 +54,9 @@
 /* Filter block reused across the rows of a band: 128 Ki floats (512 KiB) of L2. */
 #define MEC_FILTER_BLOCK_FLOATS (128u * 1024u)
 #define MEC_MIN_BLOCK 32
+/* MEC's whole workspace at most this percentage of im2col's lowered tiles (the issue asks for
+ * 0.4x; the margin covers the engine's and the output tile's share). */
+#define MEC_WS_PERCENT 35
 /* L of one depthwise job: 5.5 Ki floats (22 KiB, in L1), 0.35x of im2col's depthwise lowered
  * tile (IM2COL_DW_TILE_FLOATS). */
 #define MEC_DW_BAND_FLOATS (5632u)
@@ -62,6 +68,7 @@ typedef struct {
   size_t R, nbands;     /* output rows per band */
   size_t Qb, ctot;      /* input rows per dilation phase, columns of L */
   size_t lrows, panels; /* rows of L (nb*o_w) and its MR-row panels */
+  size_t fold;          /* output rows per GEMM (see mec_setup) */
   size_t cp, nchunks;   /* panels of L per chunk of columns, chunks */
   int use_tmp;          /* output through a per-thread tile */
   size_t mb, nmb;       /* channel split into jobs */
@@ -152,31 +159,21 @@ static ck_status dw_setup(ck_conv_ctx *ctx, mec_state *s, const ck_conv_weights 
   return CK_OK;
 }
 
-static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
+/* Tiling of the non-depthwise path for an L budget (floats of one band's L and output tile):
+ * chunks, bands, channel split and the workspace (ctx->workspace_size). Each job lowers its
+ * own L (a channel split lowers a band once per block: little next to its GEMMs, and no thread
+ * waits for another); share: one L per band lowered by the whole team, the channels always
+ * split, for when per-thread Ls cannot fit the workspace target. 0 on overflow. */
+static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
-  mec_state *s = calloc(1, sizeof *s);
-  if (s == NULL) return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec plan");
-  ctx->state = s;
-  ck_gc_roles_init(ctx->kern, 0, &s->r);
-  const size_t MR = s->r.pw;
-  if (MR > CK_LOWER_MAX_PW || MR == 0)
-    return ck_fail(CK_ERROR_UNSUPPORTED, "mec: panel width (%zu) of isa (%s) is not supported", MR,
-                   ctx->kern->name);
-  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
-  const size_t N = (size_t)d->batch, OH = (size_t)pb->out_h, OW = (size_t)pb->out_w;
+  const size_t MR = s->r.pw, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t N = (size_t)d->batch, OH = (size_t)pb->out_h;
   int ok = 1;
-  s->K = cg * (size_t)d->kernel_height * (size_t)d->kernel_width; /* <= filter size */
-  if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
-  /* Solution A when stacking the batch fills the panels better than one image at a time. */
-  const size_t stacked = ck_gc_mul(N, OW, &ok);
-  s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
-  s->lrows = s->nb * OW;
-  s->panels = ck_div_up(s->lrows, MR);
   /* The widest chunk whose L (and output tile, when the output goes through one; at most mg
    * channels) fits the budget with MEC_MIN_ROWS rows (one panel at least), made even; then the
    * most output rows that fit with that chunk (one at least). */
-  const size_t budget = ck_gc_budget(MEC_BAND_FLOATS), rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
+  const size_t rmin = OH < MEC_MIN_ROWS ? OH : MEC_MIN_ROWS;
   s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
   const size_t tmp_per = s->use_tmp ? mg : 0; /* output floats per output row and row of L */
   s->cp = s->panels;
@@ -190,14 +187,15 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   while (s->R < OH &&
          band_floats(pb, s->R + 1, s->cp, MR) + (s->R + 1) * per_lrow * tmp_per <= budget)
     s->R++;
+  if (s->R > s->fold) s->R = s->R / s->fold * s->fold; /* whole GEMMs per band */
   s->nbands = ck_div_up(OH, s->R);
   s->ctot = band_width(pb, s->R, &s->Qb);
   const size_t jobs0 = N / s->nb * G * s->nbands * s->nchunks;
-  s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
+  s->mb = ck_gc_channel_block(share ? 1 : jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
   const size_t l_bytes = ck_gc_floats_bytes(ck_gc_mul(s->ctot, per_lrow, &ok), &ok);
-  s->shared_bytes = s->nmb > 1 ? l_bytes : 0;
-  s->l_bytes = s->nmb > 1 ? 0 : l_bytes;
+  s->shared_bytes = share ? l_bytes : 0;
+  s->l_bytes = share ? 0 : l_bytes;
   s->tmp_bytes =
       s->use_tmp ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->R, per_lrow, &ok), s->mb, &ok), &ok)
                  : 0;
@@ -212,19 +210,113 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   s->eng_bytes = 0;
   for (int i = 0; i < 4; i++) {
     if (widths[i] == 0) continue;
-    size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, per_lrow, rows_last, widths[i], widths[i],
-                                    s->K, 1, &ok);
-    if (b > s->eng_bytes) s->eng_bytes = b;
+    for (size_t f = 1; f <= s->fold; f++) { /* folded GEMMs: f*rows_last pixels */
+      size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, per_lrow, f * rows_last, widths[i],
+                                      widths[i], s->K, 1, &ok);
+      if (b > s->eng_bytes) s->eng_bytes = b;
+    }
   }
   const size_t jobs = jobs0 * s->nmb;
   s->workers = jobs < (size_t)ctx->threads ? (int)jobs : ctx->threads;
+  s->region = 0;
+  return ok && ck_gc_region_add(&s->region, s->l_bytes) &&
+         ck_gc_region_add(&s->region, s->tmp_bytes) && ck_gc_region_add(&s->region, s->eng_bytes) &&
+         ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size);
+}
+
+/* Floats of the lowered tiles im2col holds for this problem and thread count (its rule in
+ * im2col.c: a K x pt tile within IM2COL_TILE_FLOATS, at least 4 panels, smaller tiles when there
+ * are fewer than 4 per thread, one tile shared by the team when channels are split, else one per
+ * worker). MEC's workspace is sized against it. SIZE_MAX on overflow. */
+#define MEC_IM2COL_TILE_FLOATS (256u * 1024u)
+#define MEC_IM2COL_MIN_PANELS 4
+#define MEC_IM2COL_MIN_BLOCK 32
+static size_t im2col_tile_floats(const ck_conv_ctx *ctx) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  ck_gc_roles r;
+  ck_gc_roles_init(ctx->kern, d->layout == CK_LAYOUT_NCHW, &r);
+  const size_t K = (size_t)pb->cin_g * (size_t)d->kernel_height * (size_t)d->kernel_width;
+  const size_t P = (size_t)pb->out_h * (size_t)pb->out_w, floor_pt = MEC_IM2COL_MIN_PANELS * r.pw;
+  size_t pt =
+      ck_gc_pixel_tile(P, K, ck_gc_budget(MEC_IM2COL_TILE_FLOATS), r.pw, floor_pt, SIZE_MAX);
+  size_t ntiles = ck_div_up(P, pt);
+  const size_t want = 4 * (size_t)ctx->threads, images = (size_t)d->batch * (size_t)d->groups;
+  if (ctx->threads > 1 && images * ntiles < want) {
+    size_t t = ck_round_up(ck_div_up(P, ck_div_up(want, images)), r.pw);
+    if (t < floor_pt) t = floor_pt;
+    if (t < pt) pt = t;
+    ntiles = ck_div_up(P, pt);
+  }
+  const size_t jobs0 = images * ntiles;
+  const size_t mb =
+      ck_gc_channel_block(jobs0, (size_t)pb->cout_g, r.fw, MEC_IM2COL_MIN_BLOCK, ctx->threads);
+  const size_t jobs = jobs0 * ck_div_up((size_t)pb->cout_g, mb);
+  const size_t tiles = mb < (size_t)pb->cout_g       ? 1
+                       : jobs < (size_t)ctx->threads ? jobs
+                                                     : (size_t)ctx->threads;
+  size_t f;
+  if (!ck_mul_size(K, pt, &f) || !ck_mul_size(f, tiles, &f)) return SIZE_MAX;
+  return f;
+}
+
+static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  mec_state *s = calloc(1, sizeof *s);
+  if (s == NULL) return ck_fail(CK_ERROR_OUT_OF_MEMORY, "out of memory for the mec plan");
+  ctx->state = s;
+  ck_gc_roles_init(ctx->kern, 0, &s->r);
+  const size_t MR = s->r.pw;
+  if (MR > CK_LOWER_MAX_PW || MR == 0)
+    return ck_fail(CK_ERROR_UNSUPPORTED, "mec: panel width (%zu) of isa (%s) is not supported", MR,
+                   ctx->kern->name);
+  const size_t cg = (size_t)pb->cin_g, mg = (size_t)pb->cout_g, G = (size_t)d->groups;
+  const size_t N = (size_t)d->batch, OW = (size_t)pb->out_w;
+  int ok = 1;
+  s->K = cg * (size_t)d->kernel_height * (size_t)d->kernel_width; /* <= filter size */
+  if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
+  /* Solution A when stacking the batch fills the panels better than one image at a time. */
+  const size_t stacked = ck_gc_mul(N, OW, &ok);
+  s->nb = N > 1 && ck_round_up(stacked, MR) < N * ck_round_up(OW, MR) ? N : 1;
+  s->lrows = s->nb * OW;
+  s->panels = ck_div_up(s->lrows, MR);
+  /* One image narrower than half a panel (7x7 layers: 7 of 14 rows) would leave most of the
+   * panel's rows zero and compute them anyway. Its panel instead holds `fold` output rows: panel
+   * row (i, ow) holds the L row of ow shifted by i*sh input rows, so the window of output row r
+   * serves rows r..r+fold-1 in one GEMM, whose output rows are consecutive pixels. Without
+   * dilation, where a shift of sh input rows is a fixed column offset; the extra rows are
+   * lowered into the panel's otherwise zero rows, no extra memory. */
+  s->fold = s->nb == 1 && d->dilation_height == 1 && 2 * OW <= MR ? MR / OW : 1;
+  if (s->fold > (size_t)pb->out_h) s->fold = (size_t)pb->out_h;
+  /* L's budget: MEC_BAND_FLOATS per band, lowered by one thread or shared by the team; shrunk
+   * until the whole workspace is within MEC_WS_PERCENT of im2col's lowered tiles at the same
+   * thread count, since with several threads im2col's tiles shrink (and MEC's per-thread bands
+   * multiply). One output row and one panel at the least; if that is still too much with one L
+   * per thread, the team shares one L and splits the channels. With one thread the band budget
+   * alone is the rule (0.35x of a full im2col tile); only images too small to fill it exceed
+   * that share, as their whole-image L and tile do. */
+  const size_t im2col_floats = im2col_tile_floats(ctx);
+  const size_t target =
+      ctx->threads > 1 && im2col_floats / 100 <= SIZE_MAX / sizeof(float) / MEC_WS_PERCENT
+          ? im2col_floats / 100 * MEC_WS_PERCENT * sizeof(float)
+          : SIZE_MAX;
+  for (int share = 0; share < 2; share++) {
+    size_t budget = ck_gc_budget(MEC_BAND_FLOATS);
+    for (;;) {
+      if (!mec_tiling(ctx, s, budget, share))
+        return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace size overflows");
+      if (ctx->workspace_size <= target || (s->R == 1 && s->cp == 1) || budget <= 1) break;
+      const size_t next = (size_t)((double)budget * (double)target / (double)ctx->workspace_size);
+      budget = next < budget ? next : budget - 1;
+    }
+    /* Still over with a band of one row per thread: one L for the team instead. */
+    if (ctx->workspace_size <= target) break;
+  }
   s->fstride = ck_gc_filter_floats(&s->r, mg, s->K);
   size_t fbytes = ck_gc_floats_bytes(ck_gc_mul(s->fstride, G, &ok), &ok);
-  s->region = 0;
-  if (!ok || s->fstride == 0 || !ck_gc_region_add(&s->region, s->l_bytes) ||
-      !ck_gc_region_add(&s->region, s->tmp_bytes) || !ck_gc_region_add(&s->region, s->eng_bytes) ||
-      !ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size))
-    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: workspace or packed filter size overflows");
+  if (!ok || s->fstride == 0)
+    return ck_fail(CK_ERROR_INVALID_ARGUMENT, "mec: packed filter size overflows");
 
   s->filter = ck_aligned_alloc(fbytes);
   s->bias = malloc((size_t)d->out_channels * sizeof(float));
@@ -267,43 +359,47 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_pa
   const long H = d->in_height, W = d->in_width, OW = pb->out_w;
   const long sw = d->stride_width, dw = d->dilation_width, pl = d->pad_left;
   const size_t KW = (size_t)d->kernel_width, dh = (size_t)d->dilation_height;
-  const size_t U = band_rows(d, nr);
+  const size_t sh = (size_t)d->stride_height, U = band_rows(d, nr);
   const int nchw = d->layout == CK_LAYOUT_NCHW;
   const float *ptrs[CK_LOWER_MAX_PW];
+  /* Panel rows: (image or folded row q, ow) for q = row / OW. */
+  const size_t span = s->fold > 1 ? s->fold * s->lrows : s->lrows;
   for (size_t p = p_lo; p < p_hi; p++) {
     float *panel = l + (p - p_base) * s->ctot * MR;
-    const size_t j0 = p * MR, cnt = s->lrows - j0 < MR ? s->lrows - j0 : MR;
+    const size_t j0 = p * MR, cnt = span - j0 < MR ? span - j0 : MR;
     for (size_t u = 0; u < U; u++) {
       if (!row_used(d, u, nr)) continue; /* never read by a window */
-      const long ih = (long)(base + u) - d->pad_top;
-      const int row_ok = ih >= 0 && ih < H;
       for (size_t kw = 0; kw < KW; kw++) {
         float *dst = panel + (((u % dh) * s->Qb + u / dh) * KW + kw) * cg * MR;
         const long dx = -pl + (long)kw * dw;
         if (!nchw) {
           for (size_t i = 0; i < MR; i++) {
             ptrs[i] = s->zero;
-            if (i >= cnt || !row_ok) continue;
-            const size_t n = n0 + (j0 + i) / (size_t)OW;
+            if (i >= cnt) continue;
+            const size_t q = (j0 + i) / (size_t)OW, n = s->fold > 1 ? n0 : n0 + q;
+            const long ih = (long)(base + u + (s->fold > 1 ? q * sh : 0)) - d->pad_top;
             const long iw = (long)((j0 + i) % (size_t)OW) * sw + dx;
-            if (iw >= 0 && iw < W)
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
               ptrs[i] = in + ((n * (size_t)H + (size_t)ih) * (size_t)W + (size_t)iw) * C + g * cg;
           }
           ck_lower_gather(dst, MR, cg, ptrs, s->zero, packt);
           continue;
         }
-        if (!row_ok || cnt < MR) {
-          /* rows past the end of L (and whole rows of padding) are zero */
-          for (size_t c = 0; c < cg; c++)
-            memset(dst + c * MR + (row_ok ? cnt : 0), 0, (MR - (row_ok ? cnt : 0)) * sizeof(float));
-          if (!row_ok) continue;
-        }
-        /* Segments of the panel within one image: adjacent output columns. */
+        if (cnt < MR) /* rows past the end of L are zero */
+          for (size_t c = 0; c < cg; c++) memset(dst + c * MR + cnt, 0, (MR - cnt) * sizeof(float));
+        /* Segments of the panel within one image and input row: adjacent output columns; whole
+         * rows of padding are zero. */
         for (size_t i = 0; i < cnt;) {
-          const size_t j = j0 + i, n = n0 + j / (size_t)OW, ow = j % (size_t)OW;
+          const size_t j = j0 + i, q = j / (size_t)OW, ow = j % (size_t)OW;
+          const size_t n = s->fold > 1 ? n0 : n0 + q;
+          const long ih = (long)(base + u + (s->fold > 1 ? q * sh : 0)) - d->pad_top;
           const size_t len = cnt - i < (size_t)OW - ow ? cnt - i : (size_t)OW - ow;
-          const float *src = in + ((n * C + g * cg) * (size_t)H + (size_t)ih) * (size_t)W;
-          ck_lower_rows(dst + i, MR, cg, len, src, (size_t)(H * W), (long)ow * sw + dx, sw, W);
+          if (ih >= 0 && ih < H) {
+            const float *src = in + ((n * C + g * cg) * (size_t)H + (size_t)ih) * (size_t)W;
+            ck_lower_rows(dst + i, MR, cg, len, src, (size_t)(H * W), (long)ow * sw + dx, sw, W);
+          } else {
+            for (size_t c = 0; c < cg; c++) memset(dst + c * MR + i, 0, len * sizeof(float));
+          }
           i += len;
         }
       }
@@ -351,9 +447,10 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
   for (size_t c0 = 0; c0 < mb; c0 += s->cb) {
     const size_t cb = mb - c0 < s->cb ? mb - c0 : s->cb;
-    for (size_t r = 0; r < nr; r++) {
+    for (size_t r = 0; r < nr; r += s->fold) {
       const size_t col0 = (((r * sh) % dh) * s->Qb + (r * sh) / dh) * KW * cg;
-      ck_gc_tile t = {.np = rows,
+      const size_t f = nr - r < s->fold ? nr - r : s->fold; /* folded rows: consecutive pixels */
+      ck_gc_tile t = {.np = f * rows,
                       .mb = cb,
                       .k = s->K,
                       .pix = {.data = l + col0 * MR, .row_stride = s->ctot * MR, .packed = 1},

@@ -102,6 +102,31 @@ static ck_status dw_setup(ck_conv_ctx *ctx, im2col_state *s, const ck_conv_weigh
   return CK_OK;
 }
 
+/* The pixel tile and channel block of im2col's jobs (its workspace follows from them); MEC sizes
+ * its own workspace against the same figures. */
+void ck_im2col_tiling(const ck_conv_ctx *ctx, const ck_gc_roles *r, size_t *pt_out,
+                      size_t *mb_out) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  const size_t K = (size_t)pb->cin_g * (size_t)d->kernel_height * (size_t)d->kernel_width;
+  const size_t P = (size_t)pb->out_h * (size_t)pb->out_w;
+  const size_t floor_pt = IM2COL_MIN_PANELS * r->pw;
+  size_t pt = ck_gc_pixel_tile(P, K, ck_gc_budget(IM2COL_TILE_FLOATS), r->pw, floor_pt, SIZE_MAX);
+  size_t ntiles = ck_div_up(P, pt);
+  /* Parallelism comes first from smaller tiles (down to the 4-panel minimum), which cost
+   * nothing extra, and only then from splitting channels. */
+  const size_t want = 4 * (size_t)ctx->threads, images = (size_t)d->batch * (size_t)d->groups;
+  if (ctx->threads > 1 && images * ntiles < want) {
+    size_t t = ck_round_up(ck_div_up(P, ck_div_up(want, images)), r->pw);
+    if (t < floor_pt) t = floor_pt;
+    if (t < pt) pt = t;
+    ntiles = ck_div_up(P, pt);
+  }
+  *pt_out = pt;
+  *mb_out = ck_gc_channel_block(images * ntiles, (size_t)pb->cout_g, r->fw, IM2COL_MIN_BLOCK,
+                                ctx->threads);
+}
+
 static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
@@ -120,22 +145,9 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
               d->pad_right == 0;
   s->dw = G > 1 && cg == 1 && mg == 1;
   if (s->dw) return dw_setup(ctx, s, w);
-  s->pt = ck_gc_pixel_tile(s->P, s->K, ck_gc_budget(IM2COL_TILE_FLOATS), s->r.pw,
-                           IM2COL_MIN_PANELS * s->r.pw, SIZE_MAX);
+  ck_im2col_tiling(ctx, &s->r, &s->pt, &s->mb);
   s->ntiles = ck_div_up(s->P, s->pt);
-  /* Parallelism comes first from smaller tiles (down to the 4-panel minimum), which cost
-   * nothing extra, and only then from splitting channels. */
-  const size_t want = 4 * (size_t)ctx->threads, images = (size_t)d->batch * G;
-  if (ctx->threads > 1 && images * s->ntiles < want) {
-    const size_t per_image = ck_div_up(want, images);
-    size_t pt = ck_round_up(ck_div_up(s->P, per_image), s->r.pw);
-    const size_t floor_pt = IM2COL_MIN_PANELS * s->r.pw;
-    if (pt < floor_pt) pt = floor_pt;
-    if (pt < s->pt) s->pt = pt;
-    s->ntiles = ck_div_up(s->P, s->pt);
-  }
-  const size_t jobs0 = images * s->ntiles;
-  s->mb = ck_gc_channel_block(jobs0, mg, s->r.fw, IM2COL_MIN_BLOCK, ctx->threads);
+  const size_t jobs0 = (size_t)d->batch * G * s->ntiles;
   s->nmb = ck_div_up(mg, s->mb);
 
   int ok = 1;

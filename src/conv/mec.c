@@ -224,33 +224,19 @@ static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) 
          ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size);
 }
 
-/* Floats of the lowered tiles im2col holds for this problem and thread count (its rule in
- * im2col.c: a K x pt tile within IM2COL_TILE_FLOATS, at least 4 panels, smaller tiles when there
- * are fewer than 4 per thread, one tile shared by the team when channels are split, else one per
- * worker). MEC's workspace is sized against it. SIZE_MAX on overflow. */
-#define MEC_IM2COL_TILE_FLOATS (256u * 1024u)
-#define MEC_IM2COL_MIN_PANELS 4
-#define MEC_IM2COL_MIN_BLOCK 32
+/* Floats of the lowered tiles im2col holds for this problem and thread count (ck_im2col_tiling:
+ * one tile shared by the team when channels are split, else one per worker). MEC's workspace is
+ * sized against it. SIZE_MAX on overflow. */
 static size_t im2col_tile_floats(const ck_conv_ctx *ctx) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
   ck_gc_roles r;
   ck_gc_roles_init(ctx->kern, d->layout == CK_LAYOUT_NCHW, &r);
   const size_t K = (size_t)pb->cin_g * (size_t)d->kernel_height * (size_t)d->kernel_width;
-  const size_t P = (size_t)pb->out_h * (size_t)pb->out_w, floor_pt = MEC_IM2COL_MIN_PANELS * r.pw;
-  size_t pt =
-      ck_gc_pixel_tile(P, K, ck_gc_budget(MEC_IM2COL_TILE_FLOATS), r.pw, floor_pt, SIZE_MAX);
-  size_t ntiles = ck_div_up(P, pt);
-  const size_t want = 4 * (size_t)ctx->threads, images = (size_t)d->batch * (size_t)d->groups;
-  if (ctx->threads > 1 && images * ntiles < want) {
-    size_t t = ck_round_up(ck_div_up(P, ck_div_up(want, images)), r.pw);
-    if (t < floor_pt) t = floor_pt;
-    if (t < pt) pt = t;
-    ntiles = ck_div_up(P, pt);
-  }
-  const size_t jobs0 = images * ntiles;
-  const size_t mb =
-      ck_gc_channel_block(jobs0, (size_t)pb->cout_g, r.fw, MEC_IM2COL_MIN_BLOCK, ctx->threads);
+  const size_t P = (size_t)pb->out_h * (size_t)pb->out_w;
+  size_t pt, mb;
+  ck_im2col_tiling(ctx, &r, &pt, &mb);
+  const size_t jobs0 = (size_t)d->batch * (size_t)d->groups * ck_div_up(P, pt);
   const size_t jobs = jobs0 * ck_div_up((size_t)pb->cout_g, mb);
   const size_t tiles = mb < (size_t)pb->cout_g       ? 1
                        : jobs < (size_t)ctx->threads ? jobs

@@ -58,11 +58,8 @@ static void make_call(const shape *s, uint64_t *rng, int nan_pixel, call *k) {
   k->offset = OFFSET;
   for (size_t i = 0; i < k->nptrs; i++) {
     const size_t x = i / 3, row = i % 3;
-    const float *pos = k->rows[i];
-    if (s->image) {
-      const size_t xs = s->image == 4 && x == ncol / 2 && row == 1 ? x + 1 : x;
-      pos = k->rows[0] + (row * ncol + xs) * pstride;
-    }
+    const size_t xs = s->image == 4 && x == ncol / 2 && row == 1 ? x + 1 : x;
+    const float *pos = s->image ? k->rows[0] + (row * ncol + xs) * pstride : k->rows[i];
     const int pad = s->image == 0   ? i % 7 == 3
                     : s->image == 2 ? x == 0 || row == 0
                     : s->image == 3 ? x == ncol - 1

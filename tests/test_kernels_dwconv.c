@@ -14,8 +14,13 @@
 
 #define GUARD 12345.678f
 
+/* image: 0 gives every position its own allocation; 1-4 lay the positions of a 9-tap row of
+ * shared columns (stride 3 or 6) out as 3 rows of an NHWC image, one allocation with pixels
+ * channels + 2 floats apart: 1 all inside, 2 a padding left column and top row, 3 a padding
+ * right column, 4 one inner column out of step. */
 typedef struct {
   size_t cb, channels, pixels, ks, stride;
+  int image;
 } shape;
 
 typedef struct {
@@ -36,11 +41,14 @@ static const float *at(const float *pos, const call *k) {
 
 static void make_call(const shape *s, uint64_t *rng, int nan_pixel, call *k) {
   k->nptrs = (s->pixels - 1) * s->stride + s->ks;
-  k->nrows = k->nptrs;
+  const size_t ncol = k->nptrs / 3, pstride = s->channels + 2;
+  const size_t image_floats = (3 * ncol - 1) * pstride + s->channels;
+  k->nrows = s->image ? 1 : k->nptrs;
   k->rows = malloc(k->nrows * sizeof(float *));
   for (size_t i = 0; i < k->nrows; i++) {
-    k->rows[i] = malloc(s->channels * sizeof(float));
-    ckt_fill(k->rows[i], s->channels, rng);
+    const size_t n = s->image ? image_floats : s->channels;
+    k->rows[i] = malloc(n * sizeof(float));
+    ckt_fill(k->rows[i], n, rng);
   }
   k->zero = calloc(s->channels, sizeof(float));
   const size_t wf = ck_dwconv_packed_floats(s->cb, s->channels, s->ks);
@@ -48,9 +56,17 @@ static void make_call(const shape *s, uint64_t *rng, int nan_pixel, call *k) {
   ckt_fill(k->w, wf, rng);
   k->ptrs = malloc(k->nptrs * sizeof(*k->ptrs));
   k->offset = OFFSET;
-  for (size_t i = 0; i < k->nptrs; i++)
-    k->ptrs[i] = i % 7 == 3 ? k->zero : (const float *)((uintptr_t)k->rows[i] - OFFSET);
-  if (nan_pixel >= 0) k->rows[(size_t)nan_pixel * s->stride][0] = NAN;
+  for (size_t i = 0; i < k->nptrs; i++) {
+    const size_t x = i / 3, row = i % 3;
+    const size_t xs = s->image == 4 && x == ncol / 2 && row == 1 ? x + 1 : x;
+    const float *pos = s->image ? k->rows[0] + (row * ncol + xs) * pstride : k->rows[i];
+    const int pad = s->image == 0   ? i % 7 == 3
+                    : s->image == 2 ? x == 0 || row == 0
+                    : s->image == 3 ? x == ncol - 1
+                                    : 0;
+    k->ptrs[i] = pad ? k->zero : (const float *)((uintptr_t)pos - OFFSET);
+  }
+  if (nan_pixel >= 0 && s->image == 0) k->rows[(size_t)nan_pixel * s->stride][0] = NAN;
   k->out_stride = s->channels + 5;
   k->nout = (s->pixels - 1) * k->out_stride + s->channels;
   k->out = malloc(k->nout * sizeof(float));
@@ -151,7 +167,7 @@ Test(kernels_dwconv, single_and_multi_pass_against_the_reference) {
            * windows of their own (stride ks + 1). */
           const size_t strides[] = {ks > 3 ? 3 : ks, ks > 6 ? 6 : ks, ks + 1};
           for (size_t d = 0; d < 3; d++) {
-            const shape s = {CB, channels[a], pixels[c], ks, strides[d]};
+            const shape s = {CB, channels[a], pixels[c], ks, strides[d], 0};
             const int exact = t->isa == CK_ISA_GENERIC;
             check(t->dwconv_name, t->dwconv_any, &s, &none, -1, exact, seed++);
             if (ks == 9) check(t->dwconv_name, t->dwconv_3x3, &s, &none, -1, exact, seed++);
@@ -167,8 +183,8 @@ Test(kernels_dwconv, clamp_and_nan) {
   for (int ti = 0; ti < ntables; ti++) {
     const ck_kernels *t = tables[ti];
     const size_t CB = (size_t)t->dw_cb;
-    const shape s9 = {CB, 2 * CB + 1, 3, 9, 3}, s25 = {CB, CB + 2, 2, 25, 5};
-    const shape s12 = {CB, CB + 3, 2, 12, 4};
+    const shape s9 = {CB, 2 * CB + 1, 3, 9, 3, 0}, s25 = {CB, CB + 2, 2, 25, 5, 0};
+    const shape s12 = {CB, CB + 3, 2, 12, 4, 0};
     check(t->dwconv_name, t->dwconv_3x3, &s9, &clamp, 1, t->isa == CK_ISA_GENERIC, 3);
     check(t->dwconv_name, t->dwconv_5x5, &s25, &clamp, 0, t->isa == CK_ISA_GENERIC, 4);
     check(t->dwconv_name, t->dwconv_any, &s12, &clamp, 1, t->isa == CK_ISA_GENERIC, 5);
@@ -184,7 +200,7 @@ Test(kernels_dwconv, multi_pass_has_the_bits_of_single_pass) {
     const ck_kernels *t = tables[ti];
     const size_t CB = (size_t)t->dw_cb;
     for (int five = 0; five <= 1; five++) {
-      const shape s = {CB, 3 * CB + 5, 3, five ? 25 : 9, 3};
+      const shape s = {CB, 3 * CB + 5, 3, five ? 25 : 9, 3, 0};
       uint64_t rng = 21;
       call a, b;
       make_call(&s, &rng, -1, &a);
@@ -218,10 +234,32 @@ Test(kernels_dwconv, column_paths_with_and_without_a_clamp) {
       for (size_t b = 0; b < sizeof pixels / sizeof *pixels; b++)
         for (size_t stride = 3; stride <= 6; stride += 3)
           for (size_t ci = 0; ci < 3; ci++) {
-            const shape s = {CB, channels[a], pixels[b], 9, stride};
+            const shape s = {CB, channels[a], pixels[b], 9, stride, 0};
             const int nan_pixel = (int)((seed % 3 == 0) ? pixels[b] - 1 : (size_t)-1);
             check(t->dwconv_name, t->dwconv_3x3, &s, clamps[ci], nan_pixel,
                   t->isa == CK_ISA_GENERIC, seed++);
+          }
+  }
+}
+
+/* The 9-tap kernels on positions as the depthwise loop builds them: rows of an NHWC image with
+ * pixels closer than the channel block, padding columns and rows at the zero row, and a column
+ * out of step (the kernels may not assume a layout); every group mix and channel tail. */
+Test(kernels_dwconv, column_paths_on_image_rows) {
+  load_tables();
+  const ck_clamp_params relu = {0.0f, INFINITY};
+  for (int ti = 0; ti < ntables; ti++) {
+    const ck_kernels *t = tables[ti];
+    const size_t CB = (size_t)t->dw_cb;
+    const size_t channels[] = {1, CB - 1, CB, 2 * CB + 3, 8 * CB};
+    const size_t pixels[] = {1, 2, 7, 8, 14, 28};
+    uint64_t seed = 707;
+    for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
+      for (size_t b = 0; b < sizeof pixels / sizeof *pixels; b++)
+        for (size_t stride = 3; stride <= 6; stride += 3)
+          for (int image = 1; image <= 4; image++) {
+            const shape s = {CB, channels[a], pixels[b], 9, stride, image};
+            check(t->dwconv_name, t->dwconv_3x3, &s, &relu, -1, t->isa == CK_ISA_GENERIC, seed++);
           }
   }
 }

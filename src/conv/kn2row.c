@@ -300,17 +300,24 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     if (mode == MODE_AA) {
       size_t per = ck_gc_budget(KN2ROW_OUT_TILE_FLOATS) / mg / s->pt;
       if (per < 1) per = 1;
-      const size_t want = 4 * (size_t)ctx->threads, images = N * G;
-      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < want) {
-        /* Too few tiles for the threads. The gathered tap is a want-th of the image at most
-         * (half of it, so a job gathers two tiles or more), which keeps it well under the
-         * lowered tile im2col uses for the same job size. The jobs split pixels into nt parts
-         * and channels into nmb blocks, each job gathering its own taps: every pixel part
-         * streams the whole filter once (nt*mg per tap and input channel) and every channel
-         * block gathers every tap again (nmb*P), so the split that repeats least of the two
-         * is taken. Splitting pixels alone would stream a large filter (512x512 channels: 9
-         * MiB) from memory once per few pixels. */
-        const size_t target = ck_div_up(s->P, ck_div_up(want, images));
+      /* Too few tiles when there are fewer than 4 per thread. The gather tile is then a
+       * 4*threads-th of the image at most, but the jobs number only 2 per thread: every job
+       * gathers its own taps, so each extra channel block repeats the whole gather (4 jobs per
+       * thread made the 512-channel 7x7 and 14x14 layers 1.4-1.7x slower than im2col on 2
+       * threads, 2 per thread 1.1-1.2x), while a larger gather tile leaves L1 (alexnet conv2
+       * lost 15% with a tile of 2*threads-th). */
+      const size_t tiles_want = 4 * (size_t)ctx->threads, want = 2 * (size_t)ctx->threads;
+      const size_t images = N * G;
+      if (ctx->threads > 1 && images * ck_div_up(s->P, per * s->pt) < tiles_want) {
+        /* The gathered tap is then at most half of a tiles_want-th of the image (so a job
+         * gathers two tiles or more), which keeps it well under the lowered tile im2col uses
+         * for the same job size. The jobs split pixels into nt parts and channels into nmb
+         * blocks, each job gathering its own taps: every pixel part streams the whole filter
+         * once (nt*mg per tap and input channel) and every channel block gathers every tap
+         * again (nmb*P), so the split that repeats least of the two is taken. Splitting pixels
+         * alone would stream a large filter (512x512 channels: 9 MiB) from memory once per
+         * few pixels. */
+        const size_t target = ck_div_up(s->P, ck_div_up(tiles_want, images));
         size_t half = target / 2 / s->r.pw * s->r.pw;
         if (half < s->r.pw) half = s->r.pw;
         if (half < s->pt) s->pt = half;

@@ -26,6 +26,19 @@ static void desc_of(const shape *s, ck_layout layout, ck_filter_layout fl, ck_ac
   if (act == CK_ACTIVATION_CLAMP) d->clamp_min = -0.5f, d->clamp_max = 0.75f;
 }
 
+/* An indirect plan for d and filter f on isa (CK_ISA_AUTO: the best) with `threads` threads
+ * (0: the default); fails the test if creation fails. */
+static ck_plan *indirect_plan(const ck_conv_desc *d, const float *f, ck_isa isa, int threads) {
+  ck_plan_options o;
+  ck_plan_options_init(&o);
+  o.algo = CK_ALGO_INDIRECT;
+  o.isa = isa;
+  if (threads > 0) o.threads = threads;
+  ck_plan *p = NULL;
+  cr_assert_eq(ck_conv_plan_create(d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+  return p;
+}
+
 static const shape shapes[] = {
     /* n  c   h   w   m  kh kw sh sw pt pb pl pr dh dw g */
     {1, 16, 9, 11, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},   /* 3x3, NR edge (40) */
@@ -91,13 +104,7 @@ Test(indirect, one_plan_two_input_buffers_same_bits) {
       ckt_fill(f, nf, &rng);
       memcpy(b + 333, a, nin * 4); /* another address, another alignment */
       for (int j = 0; j < nisa; j++) {
-        ck_plan_options o;
-        ck_plan_options_init(&o);
-        o.algo = CK_ALGO_INDIRECT;
-        o.isa = isas[j];
-        o.threads = 2;
-        ck_plan *p = NULL;
-        cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+        ck_plan *p = indirect_plan(&d, f, isas[j], 2);
         cr_assert_eq(ck_conv_execute(p, a, o1, NULL), CK_OK);
         cr_assert_eq(ck_conv_execute(p, other, o3, NULL), CK_OK);
         cr_assert_eq(ck_conv_execute(p, b + 333, o2, NULL), CK_OK);
@@ -135,13 +142,7 @@ Test(indirect, same_bits_for_any_thread_count) {
     for (int j = 0; j < nisa; j++) {
       const int counts[] = {1, 2, 3, 5};
       for (int t = 0; t < 4; t++) {
-        ck_plan_options o;
-        ck_plan_options_init(&o);
-        o.algo = CK_ALGO_INDIRECT;
-        o.isa = isas[j];
-        o.threads = counts[t];
-        ck_plan *p = NULL;
-        cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+        ck_plan *p = indirect_plan(&d, f, isas[j], counts[t]);
         cr_assert_eq(ck_conv_execute(p, in, t == 0 ? o1 : ot, NULL), CK_OK);
         if (t > 0)
           cr_assert(memcmp(o1, ot, nout * 4) == 0, "%s shape %d: 1 and %d threads differ",
@@ -161,11 +162,7 @@ Test(indirect, workspace_is_the_nchw_copies_only) {
     desc_of(&shapes[1], layout ? CK_LAYOUT_NCHW : CK_LAYOUT_NHWC, CK_FILTER_OIHW,
             CK_ACTIVATION_NONE, &d);
     float f[35 * 33] = {0};
-    ck_plan_options o;
-    ck_plan_options_init(&o);
-    o.algo = CK_ALGO_INDIRECT;
-    ck_plan *p = NULL;
-    cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+    ck_plan *p = indirect_plan(&d, f, CK_ISA_AUTO, 0);
     const size_t in_bytes = 2 * 35 * 7 * 6 * 4, out_bytes = 2 * 33 * 7 * 6 * 4;
     const size_t expect = layout ? (in_bytes + 63) / 64 * 64 + (out_bytes + 63) / 64 * 64 + 64 : 0;
     cr_assert_eq(ck_plan_workspace_size(p), expect, "%s: workspace %zu, expected %zu",
@@ -214,12 +211,7 @@ Test(indirect, merged_taps_have_the_bits_of_single_taps) {
         in[(y * W + xs[j] + 1) * C + c] = in[(y * W + 1) * C + c];
       }
   for (int i = 0; i < nisa; i++) {
-    ck_plan_options o;
-    ck_plan_options_init(&o);
-    o.algo = CK_ALGO_INDIRECT;
-    o.isa = isas[i];
-    ck_plan *p = NULL;
-    cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+    ck_plan *p = indirect_plan(&d, f, isas[i], 0);
     cr_assert_eq(ck_conv_execute(p, in, out, NULL), CK_OK);
     for (size_t j = 0; j < sizeof xs / sizeof *xs; j++)
       for (int y = 0; y < H; y++)
@@ -248,12 +240,7 @@ Test(indirect, taps_under_the_bottom_padding_are_absent) {
   for (int j = 0; j < M * C; j++)
     for (int kx = 0; kx < 3; kx++) f[j * 9 + 6 + kx] = INFINITY;
   for (int i = 0; i < nisa; i++) {
-    ck_plan_options o;
-    ck_plan_options_init(&o);
-    o.algo = CK_ALGO_INDIRECT;
-    o.isa = isas[i];
-    ck_plan *p = NULL;
-    cr_assert_eq(ck_conv_plan_create(&d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+    ck_plan *p = indirect_plan(&d, f, isas[i], 0);
     cr_assert_eq(ck_conv_execute(p, in, out, NULL), CK_OK);
     for (int x = 0; x < W; x++)
       for (int m = 0; m < M; m++) {

@@ -573,6 +573,48 @@ static void sa_pixel(float *o, const float *init, const float *y, size_t step, s
   }
 }
 
+/* One output row of the NHWC shift-add for kernel row kh: output column ow adds the valid taps
+ * kw (0 <= ow - pl + kw*dw < W, a contiguous range) of partial row yrow, in kw order. Input
+ * column iw of yrow starts at iw*pix_floats and tap kw sits at (tap0 + kw)*mb within it. init:
+ * kh is the outputs' first valid kernel row (start from the bias); fin: their last (clamp). */
+static void sa_row_nhwc(const ck_conv_problem *pb, float *orow, const float *yrow,
+                        size_t pix_floats, size_t tap0, size_t mb, const float *bias, int init,
+                        int fin) {
+  const ck_conv_desc *d = &pb->d;
+  const long KW = d->kernel_width, dw = d->dilation_width, pl = d->pad_left, W = d->in_width;
+  const size_t M = (size_t)d->out_channels, step = (size_t)dw * pix_floats + mb;
+  for (long ow = 0; ow < pb->out_w; ow++) {
+    long kw_lo = 0, kw_hi = KW;
+    if (ow - pl < 0) kw_lo = (pl - ow + dw - 1) / dw;
+    if (ow - pl + (KW - 1) * dw > W - 1)
+      kw_hi = W - 1 - ow + pl >= 0 ? (W - 1 - ow + pl) / dw + 1 : 0;
+    if (kw_hi < kw_lo) kw_hi = kw_lo;
+    const size_t off =
+        kw_hi > kw_lo ? (size_t)(ow - pl + kw_lo * dw) * pix_floats + (tap0 + (size_t)kw_lo) * mb
+                      : 0;
+    float *o = orow + (size_t)ow * M;
+    sa_pixel(o, init ? bias : o, yrow + off, step, (size_t)(kw_hi - kw_lo), mb, fin, pb->min,
+             pb->max);
+  }
+}
+
+/* Output rows [o0, o1) that no kernel row reaches (all in the padding) get the clamped bias:
+ * channel m of pixel p at out_c[m*P + p] (NCHW) or out_c[p*ldp + m] (NHWC). */
+static void fill_unreached_rows(const ck_conv_problem *pb, float *out_c, const float *bias,
+                                size_t mb, int nchw, size_t P, size_t ldp, long o0, long o1) {
+  const size_t OW = (size_t)pb->out_w;
+  for (long oh = o0; oh < o1; oh++) {
+    long first, last;
+    valid_kh(&pb->d, oh, &first, &last);
+    if (first <= last) continue;
+    for (size_t ow = 0; ow < OW; ow++)
+      for (size_t m = 0; m < mb; m++) {
+        const size_t px = (size_t)oh * OW + ow;
+        out_c[nchw ? m * P + px : px * ldp + m] = clampf(bias[m], pb->min, pb->max);
+      }
+  }
+}
+
 /* Adds the taps that band [r0, r1) of partial images y holds into the output rows they reach:
  * NCHW: y[(t*mb + m)*npix + (ih - r0)*W + iw], out_c = channel m0's plane;
  * NHWC: y[((ih - r0)*W + iw)*taps*mb + t*mb + m], out_c = image n's first pixel at channel m0.
@@ -599,24 +641,9 @@ static void shift_add(const run_args *a, const float *y, long r0, long r1, size_
       const long ih = oh - pt + kh * dh;
       if (ih < r0 || ih >= r1) continue;
       if (!nchw) {
-        /* Pixel by pixel, the row of taps kh at once: tap kw of output column ow reads y at
-         * input column ow - pl + kw*dw, the valid kw a contiguous range. */
-        const float *yrow = y + (size_t)(ih - r0) * (size_t)W * tm;
-        float *orow = out_c + (size_t)(oh * OW) * M;
-        const size_t step = (size_t)dw * tm + mb;
-        for (long ow = 0; ow < OW; ow++) {
-          long kw_lo = 0, kw_hi = KW; /* 0 <= ow - pl + kw*dw < W */
-          if (ow - pl < 0) kw_lo = (pl - ow + dw - 1) / dw;
-          if (ow - pl + (KW - 1) * dw > W - 1)
-            kw_hi = W - 1 - ow + pl >= 0 ? (W - 1 - ow + pl) / dw + 1 : 0;
-          if (kw_hi < kw_lo) kw_hi = kw_lo;
-          const size_t off =
-              kw_hi > kw_lo ? (size_t)(ow - pl + kw_lo * dw) * tm + (size_t)(kh * KW + kw_lo) * mb
-                            : 0;
-          float *o = orow + (size_t)ow * M;
-          sa_pixel(o, kh == first ? bias : o, yrow + off, step, (size_t)(kw_hi - kw_lo), mb,
-                   kh == last, pb->min, pb->max);
-        }
+        /* Pixel by pixel, the row of taps kh at once. */
+        sa_row_nhwc(pb, out_c + (size_t)(oh * OW) * M, y + (size_t)(ih - r0) * (size_t)W * tm, tm,
+                    (size_t)(kh * KW), mb, bias, kh == first, kh == last);
         continue;
       }
       if (kh == first) {
@@ -675,15 +702,7 @@ static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ew
   float *out_c = nchw ? a->out + (n * M + g * mg + m0) * P : a->out + n * P * M + g * mg + m0;
   const float *bias = s->bias + g * mg + m0;
   const float *in_g = nchw ? a->in + (n * C + g * cg) * HW : a->in + n * HW * C + g * cg;
-  for (long oh = o0; oh < o1; oh++) {
-    long first, last;
-    valid_kh(d, oh, &first, &last);
-    if (first <= last) continue;
-    for (long ow = 0; ow < OW; ow++)
-      for (size_t m = 0; m < mb; m++)
-        out_c[nchw ? m * P + (size_t)(oh * OW + ow) : (size_t)(oh * OW + ow) * M + m] =
-            clampf(bias[m], pb->min, pb->max);
-  }
+  fill_unreached_rows(pb, out_c, bias, mb, nchw, P, M, o0, o1);
   /* All the input rows the job reads: [u0, u1). */
   const long u0 = o0 - pt > 0 ? o0 - pt : 0;
   const long u1 = o1 - pt + (KH - 1) * dh < H ? o1 - pt + (KH - 1) * dh : H;
@@ -724,23 +743,9 @@ static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ew
       valid_kh(d, oh, &first, &last);
       const int init = kh == first, fin = kh == last;
       if (!nchw) {
-        /* Pixel by pixel, the row of taps at once: tap kw of output column ow reads input
-         * column ow - pl + kw*dw, the valid kw a contiguous range. */
-        const float *yrow = y + (size_t)(ih - i0) * (size_t)W * km;
-        float *orow = out_c + (size_t)(oh * OW) * M;
-        const size_t step = (size_t)dw * km + mb;
-        for (long ow = 0; ow < OW; ow++) {
-          long kw_lo = 0, kw_hi = KW; /* 0 <= ow - pl + kw*dw < W */
-          if (ow - pl < 0) kw_lo = (pl - ow + dw - 1) / dw;
-          if (ow - pl + (KW - 1) * dw > W - 1)
-            kw_hi = W - 1 - ow + pl >= 0 ? (W - 1 - ow + pl) / dw + 1 : 0;
-          if (kw_hi < kw_lo) kw_hi = kw_lo;
-          const size_t off =
-              kw_hi > kw_lo ? (size_t)(ow - pl + kw_lo * dw) * km + (size_t)kw_lo * mb : 0;
-          float *o = orow + (size_t)ow * M;
-          sa_pixel(o, init ? bias : o, yrow + off, step, (size_t)(kw_hi - kw_lo), mb, fin, pb->min,
-                   pb->max);
-        }
+        /* Pixel by pixel, the row of taps at once. */
+        sa_row_nhwc(pb, out_c + (size_t)(oh * OW) * M, y + (size_t)(ih - i0) * (size_t)W * km, km,
+                    0, mb, bias, init, fin);
         continue;
       }
       for (size_t m = 0; m < mb; m++) {
@@ -873,16 +878,7 @@ static void dw_sa_job(const run_args *a, size_t job, float *y) {
   const size_t c0 = blk * s->mb, mb = C - c0 < s->mb ? C - c0 : s->mb;
   float *out_c = nchw ? a->out + (n * C + c0) * P : a->out + n * P * C + c0;
   const float *bias = s->bias + c0;
-  for (long oh = 0; oh < pb->out_h; oh++) {
-    long first, last;
-    valid_kh(d, oh, &first, &last);
-    if (first <= last) continue;
-    for (size_t ow = 0; ow < (size_t)pb->out_w; ow++)
-      for (size_t m = 0; m < mb; m++) {
-        const size_t p = (size_t)oh * (size_t)pb->out_w + ow;
-        out_c[nchw ? m * P + p : p * C + m] = clampf(bias[m], pb->min, pb->max);
-      }
-  }
+  fill_unreached_rows(pb, out_c, bias, mb, nchw, P, C, 0, pb->out_h);
   for (size_t b = 0; b < s->nbands; b++) {
     size_t r0;
     const size_t nrows = sa_band_rows(s, b, &r0), npix = nrows * W;

@@ -108,10 +108,9 @@ static inline size_t ck_gc_budget(size_t floats) {
 size_t ck_gc_pixel_tile(size_t pixels, size_t floats_per_pixel, size_t budget, size_t pw,
                         size_t min_tile, size_t max_tile);
 
-/* im2col's pixel tile and output-channel block for ctx's problem and thread count, with the
- * roles r of ctx's layout (im2col.c). MEC keeps its workspace a fraction of the tiles these imply.
- */
-void ck_im2col_tiling(const ck_conv_ctx *ctx, const ck_gc_roles *r, size_t *pt, size_t *mb);
+/* Floats of the lowered tiles im2col would hold for ctx's problem and thread count (im2col.c;
+ * SIZE_MAX on overflow). MEC keeps its workspace a fraction of it. */
+size_t ck_im2col_lowered_floats(const ck_conv_ctx *ctx);
 
 /* Per-thread workspace regions: each thread gets `region` bytes (a multiple of CK_ALIGNMENT)
  * after the shared part. ck_gc_ws_total gives the bytes to request (0 when nothing is needed);

@@ -102,10 +102,9 @@ static ck_status dw_setup(ck_conv_ctx *ctx, im2col_state *s, const ck_conv_weigh
   return CK_OK;
 }
 
-/* The pixel tile and channel block of im2col's jobs (its workspace follows from them); MEC sizes
- * its own workspace against the same figures. */
-void ck_im2col_tiling(const ck_conv_ctx *ctx, const ck_gc_roles *r, size_t *pt_out,
-                      size_t *mb_out) {
+/* The pixel tile and channel block of im2col's jobs, from which its workspace follows. */
+static void im2col_tiling(const ck_conv_ctx *ctx, const ck_gc_roles *r, size_t *pt_out,
+                          size_t *mb_out) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
   const size_t K = (size_t)pb->cin_g * (size_t)d->kernel_height * (size_t)d->kernel_width;
@@ -127,6 +126,25 @@ void ck_im2col_tiling(const ck_conv_ctx *ctx, const ck_gc_roles *r, size_t *pt_o
                                 ctx->threads);
 }
 
+/* Floats of the lowered tiles im2col holds for ctx's problem and thread count (non-depthwise,
+ * lowered path): one tile shared by the team when channels are split, else one per worker.
+ * SIZE_MAX on overflow. */
+size_t ck_im2col_lowered_floats(const ck_conv_ctx *ctx) {
+  const ck_conv_problem *pb = &ctx->pb;
+  const ck_conv_desc *d = &pb->d;
+  ck_gc_roles r;
+  ck_gc_roles_init(ctx->kern, d->layout == CK_LAYOUT_NCHW, &r);
+  const size_t K = (size_t)pb->cin_g * (size_t)d->kernel_height * (size_t)d->kernel_width;
+  const size_t P = (size_t)pb->out_h * (size_t)pb->out_w, mg = (size_t)pb->cout_g;
+  size_t pt, mb;
+  im2col_tiling(ctx, &r, &pt, &mb);
+  const size_t jobs = (size_t)d->batch * (size_t)d->groups * ck_div_up(P, pt) * ck_div_up(mg, mb);
+  const size_t tiles = mb < mg ? 1 : jobs < (size_t)ctx->threads ? jobs : (size_t)ctx->threads;
+  size_t f;
+  if (!ck_mul_size(K, pt, &f) || !ck_mul_size(f, tiles, &f)) return SIZE_MAX;
+  return f;
+}
+
 static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
@@ -145,7 +163,7 @@ static ck_status im2col_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
               d->pad_right == 0;
   s->dw = G > 1 && cg == 1 && mg == 1;
   if (s->dw) return dw_setup(ctx, s, w);
-  ck_im2col_tiling(ctx, &s->r, &s->pt, &s->mb);
+  im2col_tiling(ctx, &s->r, &s->pt, &s->mb);
   s->ntiles = ck_div_up(s->P, s->pt);
   const size_t jobs0 = (size_t)d->batch * G * s->ntiles;
   s->nmb = ck_div_up(mg, s->mb);

@@ -224,28 +224,6 @@ static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) 
          ck_gc_ws_total(s->shared_bytes, s->region, s->workers, &ctx->workspace_size);
 }
 
-/* Floats of the lowered tiles im2col holds for this problem and thread count (ck_im2col_tiling:
- * one tile shared by the team when channels are split, else one per worker). MEC's workspace is
- * sized against it. SIZE_MAX on overflow. */
-static size_t im2col_tile_floats(const ck_conv_ctx *ctx) {
-  const ck_conv_problem *pb = &ctx->pb;
-  const ck_conv_desc *d = &pb->d;
-  ck_gc_roles r;
-  ck_gc_roles_init(ctx->kern, d->layout == CK_LAYOUT_NCHW, &r);
-  const size_t K = (size_t)pb->cin_g * (size_t)d->kernel_height * (size_t)d->kernel_width;
-  const size_t P = (size_t)pb->out_h * (size_t)pb->out_w;
-  size_t pt, mb;
-  ck_im2col_tiling(ctx, &r, &pt, &mb);
-  const size_t jobs0 = (size_t)d->batch * (size_t)d->groups * ck_div_up(P, pt);
-  const size_t jobs = jobs0 * ck_div_up((size_t)pb->cout_g, mb);
-  const size_t tiles = mb < (size_t)pb->cout_g       ? 1
-                       : jobs < (size_t)ctx->threads ? jobs
-                                                     : (size_t)ctx->threads;
-  size_t f;
-  if (!ck_mul_size(K, pt, &f) || !ck_mul_size(f, tiles, &f)) return SIZE_MAX;
-  return f;
-}
-
 static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
   const ck_conv_problem *pb = &ctx->pb;
   const ck_conv_desc *d = &pb->d;
@@ -282,7 +260,7 @@ static ck_status mec_setup(ck_conv_ctx *ctx, const ck_conv_weights *w) {
    * per thread, the team shares one L and splits the channels. With one thread the band budget
    * alone is the rule (0.35x of a full im2col tile); only images too small to fill it exceed
    * that share, as their whole-image L and tile do. */
-  const size_t im2col_floats = im2col_tile_floats(ctx);
+  const size_t im2col_floats = ck_im2col_lowered_floats(ctx);
   const size_t target =
       ctx->threads > 1 && im2col_floats / 100 <= SIZE_MAX / sizeof(float) / MEC_WS_PERCENT
           ? im2col_floats / 100 * MEC_WS_PERCENT * sizeof(float)

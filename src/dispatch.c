@@ -33,6 +33,7 @@ const ck_kernels ck_kernels_generic = {
     .mc = 128,
     .kc = 512,
     .nc = 384,
+    .gemm_packt = ck_f32_gemm_packt__generic,
 
     /* indirect GEMM: a 4x8 tile of scalars */
     .igemm = ck_f32_igemm_4x8__generic,
@@ -67,6 +68,9 @@ const ck_kernels ck_kernels_avx2 = {
     .mc = 840,
     .kc = 512,
     .nc = 384,
+    .gemm_packt = ck_f32_gemm_packt__avx2,
+    .gemm_packn = ck_f32_gemm_packn__avx2,
+    .gemm_direct = ck_f32_gemm_direct_6x16__avx2,
 
     /* indirect GEMM: 6 pixels x 16 channels, 12 ymm accumulators */
     .igemm = ck_f32_igemm_6x16__avx2,
@@ -102,6 +106,10 @@ const ck_kernels ck_kernels_avx512 = {
     .mc = 840,
     .kc = 384,
     .nc = 512,
+    .gemm_packt = ck_f32_gemm_packt__avx512,
+    .gemm_packn = ck_f32_gemm_packn__avx512,
+    .gemm_direct = ck_f32_gemm_direct_14x32__avx512,
+    .gemm_prefetch = ck_f32_gemm_prefetch_14x32__avx512,
 
     /* indirect GEMM: 14 pixels x 32 channels, 28 zmm accumulators */
     .igemm = ck_f32_igemm_14x32__avx512,
@@ -139,6 +147,7 @@ const ck_kernels ck_kernels_neon = {
     .mc = 128,
     .kc = 256,
     .nc = 1536,
+    .gemm_packt = ck_f32_gemm_packt__generic,
 
     /* indirect GEMM: 6 pixels x 8 channels, 12 q accumulators */
     .igemm = ck_f32_igemm_6x8__neon,

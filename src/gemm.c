@@ -127,8 +127,8 @@ static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, block
    * more pass over memory) then costs more than the direct kernel's broadcasts straight from the
    * rows of A lose (measured: a clear win up to n = 4*NR, a wash around 8*NR). B is still packed
    * (or pre-packed): its panels are rows NR apart, which the direct kernel reads as well. */
-  bl->direct_a = !p->a.packed && p->a.col_stride == 1 && p->n <= 4 * bl->nr &&
-                 ck_gemm_direct_for(kern) != NULL;
+  bl->direct_a =
+      !p->a.packed && p->a.col_stride == 1 && p->n <= 4 * bl->nr && kern->gemm_direct != NULL;
   bl->a_floats = 0;
   bl->b_floats = 0;
   if (!p->a.packed && !bl->direct_a && !ck_mul_size(mc_cap, kc_cap, &bl->a_floats)) return 0;
@@ -137,51 +137,6 @@ static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, block
 }
 
 /* ---- Packing ------------------------------------------------------------------------------ */
-
-ck_gemm_packt_fn ck_gemm_packt_for(const ck_kernels *kern) {
-  switch (kern->isa) {
-#ifdef CK_HAVE_AVX512
-  case CK_ISA_AVX512:
-    return ck_f32_gemm_packt__avx512;
-#endif
-#ifdef CK_HAVE_AVX2
-  case CK_ISA_AVX2:
-    return ck_f32_gemm_packt__avx2;
-#endif
-  default:
-    return ck_f32_gemm_packt__generic;
-  }
-}
-
-ck_gemm_packn_fn ck_gemm_packn_for(const ck_kernels *kern) {
-#ifdef CK_HAVE_AVX512
-  if (kern->gemm == ck_f32_gemm_14x32__avx512) return ck_f32_gemm_packn__avx512;
-#endif
-#ifdef CK_HAVE_AVX2
-  if (kern->gemm == ck_f32_gemm_6x16__avx2) return ck_f32_gemm_packn__avx2;
-#endif
-  (void)kern;
-  return NULL;
-}
-
-ck_gemm_prefetch_fn ck_gemm_prefetch_for(const ck_kernels *kern) {
-#ifdef CK_HAVE_AVX512
-  if (kern->gemm == ck_f32_gemm_14x32__avx512) return ck_f32_gemm_prefetch_14x32__avx512;
-#endif
-  (void)kern;
-  return NULL;
-}
-
-ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern) {
-#ifdef CK_HAVE_AVX512
-  if (kern->gemm == ck_f32_gemm_14x32__avx512) return ck_f32_gemm_direct_14x32__avx512;
-#endif
-#ifdef CK_HAVE_AVX2
-  if (kern->gemm == ck_f32_gemm_6x16__avx2) return ck_f32_gemm_direct_6x16__avx2;
-#endif
-  (void)kern;
-  return NULL;
-}
 
 /* dst[k*w + i] = s[k*cs + i] for i < h, zero for h <= i < w: a panel whose w rows are contiguous
  * for each k. The full-width cases get copies of constant size, which compile to a few vector
@@ -227,7 +182,7 @@ static void pack_panels(const ck_kernels *kern, size_t rows, size_t kc, const fl
     if (rs == 1) {
       copy_panel(h, w, kc, s, cs, dst);
     } else if (cs == 1) {
-      ck_gemm_packt_for(kern)(h, w, kc, s, rs, dst);
+      kern->gemm_packt(h, w, kc, s, rs, dst);
     } else {
       for (size_t i = 0; i < h; i++)
         for (size_t k = 0; k < kc; k++) dst[k * w + i] = s[i * rs + k * cs];
@@ -358,7 +313,7 @@ static void pack_b_block(const job *jb, size_t k0, size_t kc, size_t j0, size_t 
     pack_panels(jb->kern, cols, kc, src, cs, rs, nr, dst, nr * kc);
     return;
   }
-  const ck_gemm_packn_fn packn = ck_gemm_packn_for(jb->kern);
+  const ck_gemm_packn_fn packn = jb->kern->gemm_packn;
   if (packn) {
     packn(kc, cols, nr, src, rs, dst);
     return;
@@ -382,7 +337,7 @@ static void pack_b_block(const job *jb, size_t k0, size_t kc, size_t j0, size_t 
 /* ---- The loops ---------------------------------------------------------------------------- */
 
 /* The source of the next B block, fetched into L2 by the prefetching kernel while the current
- * block is multiplied (see ck_gemm_prefetch in gemm.h): `total` lines, handed out `per_call` to
+ * block is multiplied (see ck_gemm_prefetch in kernels.h): `total` lines, handed out `per_call` to
  * each full micro-tile (edge tiles use the plain kernel). */
 enum { PREFETCH_ROWS = 24 }; /* most MR panels in a block that prefetches the next B block */
 
@@ -563,14 +518,14 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
   /* Small enough that packing would cost more than it saves (measured: up to about 192^3): the
    * direct kernel reads A and B in place, on this thread. Only within one KC block, where it
    * gives the packed path's bits. */
-  ck_gemm_direct_fn direct = ck_gemm_direct_for(kern);
+  ck_gemm_direct_fn direct = kern->gemm_direct;
   if (direct && flops <= 1.5e7 && jb.bl.nkb == 1 && !p->a.packed && !p->b.packed &&
       p->a.col_stride == 1 && p->b.col_stride == 1) {
     run_direct(direct, &jb.bl, p);
     return;
   }
   jb.direct_a = jb.bl.direct_a ? direct : NULL;
-  jb.prefetch = ck_gemm_prefetch_for(kern);
+  jb.prefetch = kern->gemm_prefetch;
   choose_grid(&jb, threads);
   const size_t tasks = jb.bl.nic * jb.nch;
   if ((size_t)threads > tasks) threads = (int)tasks;

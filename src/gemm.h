@@ -77,37 +77,12 @@ void ck_f32_gemm_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, con
 void ck_f32_gemm_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
                                float *c, size_t ldc, const ck_gemm_epilogue *ep);
 
-/* Prefetching micro-kernel: the table's kernel (same arithmetic and bits) that also issues, one
- * per k step, L2 prefetches of the lines of a stream the engine will read next: `left` lines of
- * 64 bytes, walking rows of row_bytes bytes (from byte `off` of the current row) stride bytes
- * apart. It advances the stream by the lines it issued. The engine uses it to fetch the source of
- * the next B block from L3 or DRAM while the FMAs run: packing B is otherwise a pure memory phase,
- * a fifth of the time of the skinny products of convolutions. Prefetches never fault and never
- * count as reads; the engine points the stream only at its own operand. */
-typedef struct {
-  const char *row;
-  size_t off, row_bytes, stride, left;
-} ck_gemm_prefetch;
-typedef void (*ck_gemm_prefetch_fn)(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
-                                    float *c, size_t ldc, const ck_gemm_epilogue *ep,
-                                    ck_gemm_prefetch *pf);
-/* The prefetching kernel of a table's ISA, or NULL when it has none. */
-ck_gemm_prefetch_fn ck_gemm_prefetch_for(const ck_kernels *kern);
+/* Prefetching kernels (contract: ck_gemm_prefetch_fn in kernels.h). */
 void ck_f32_gemm_prefetch_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a,
                                         const float *b, float *c, size_t ldc,
                                         const ck_gemm_epilogue *ep, ck_gemm_prefetch *pf);
 
-/* Direct micro-kernel: the GEMM micro-kernel's tile read from unpacked row-major operands,
- * element (i, k) of A at a[i*lda + k] and (k, j) of B at b[k*ldb + j] (a packed B panel is the
- * case ldb = NR). The engine uses it where packing costs more than it saves: tiny products (A
- * and B in place) and narrow ones (A in place). Same bounds (mr <= MR, nr <= NR of the table),
- * same epilogue and same arithmetic as the table's kernel, so a KC block gives the same bits
- * either way. Reads exactly rows i < mr of A, columns j < nr of B and k < kc. */
-typedef void (*ck_gemm_direct_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
-                                  const float *b, size_t ldb, float *c, size_t ldc,
-                                  const ck_gemm_epilogue *ep);
-/* The direct kernel of a table's ISA, or NULL when it has none (the engine then packs). */
-ck_gemm_direct_fn ck_gemm_direct_for(const ck_kernels *kern);
+/* Direct kernels (contract: ck_gemm_direct_fn in kernels.h). */
 void ck_f32_gemm_direct_6x16__avx2(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
                                    const float *b, size_t ldb, float *c, size_t ldc,
                                    const ck_gemm_epilogue *ep);
@@ -115,14 +90,7 @@ void ck_f32_gemm_direct_14x32__avx512(size_t mr, size_t nr, size_t kc, const flo
                                       const float *b, size_t ldb, float *c, size_t ldc,
                                       const ck_gemm_epilogue *ep);
 
-/* Transposing pack (one per ISA, chosen by the engine from the table's ISA): for i < h <= w,
- * k < kc: dst[k*w + i] = src[i*rs + k], and dst[k*w + i] = 0 for h <= i < w. Reads exactly the h
- * rows of kc floats. It packs a row-major A (w = MR) and a transposed B (w = NR). */
-typedef void (*ck_gemm_packt_fn)(size_t h, size_t w, size_t kc, const float *src, size_t rs,
-                                 float *dst);
-/* The transposing packer of a table's ISA (a table slot would be the natural home; kernels.h is
- * shared by every engine, so the engine picks it by the table's isa instead). */
-ck_gemm_packt_fn ck_gemm_packt_for(const ck_kernels *kern);
+/* Transposing packers (contract: ck_gemm_packt_fn in kernels.h). */
 void ck_f32_gemm_packt__generic(size_t h, size_t w, size_t kc, const float *src, size_t rs,
                                 float *dst);
 void ck_f32_gemm_packt__avx2(size_t h, size_t w, size_t kc, const float *src, size_t rs,
@@ -130,14 +98,7 @@ void ck_f32_gemm_packt__avx2(size_t h, size_t w, size_t kc, const float *src, si
 void ck_f32_gemm_packt__avx512(size_t h, size_t w, size_t kc, const float *src, size_t rs,
                                float *dst);
 
-/* Row-panel pack (one per ISA where it pays, chosen by the engine from the table's ISA): a
- * row-major block of B[kc x cols] (rows rs apart) into w-column panels, panel q at dst + q*kc*w:
- * dst[q*kc*w + k*w + j] = src[k*rs + q*w + j], and 0 for the columns of the last panel past cols.
- * Reads exactly kc rows of cols floats. The ISA versions require w == their table's NR. */
-typedef void (*ck_gemm_packn_fn)(size_t kc, size_t cols, size_t w, const float *src, size_t rs,
-                                 float *dst);
-/* The row-panel packer of a table's ISA, or NULL when the engine's portable one serves. */
-ck_gemm_packn_fn ck_gemm_packn_for(const ck_kernels *kern);
+/* Row-panel packers (contract: ck_gemm_packn_fn in kernels.h). */
 void ck_f32_gemm_packn__generic(size_t kc, size_t cols, size_t w, const float *src, size_t rs,
                                 float *dst);
 void ck_f32_gemm_packn__avx2(size_t kc, size_t cols, size_t w, const float *src, size_t rs,

@@ -47,6 +47,44 @@ typedef struct {
 typedef void (*ck_gemm_ukernel)(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
                                 float *c, size_t ldc, const ck_gemm_epilogue *ep);
 
+/* Prefetching micro-kernel: the table's kernel (same arithmetic and bits) that also issues, one
+ * per k step, L2 prefetches of the lines of a stream the engine will read next: `left` lines of
+ * 64 bytes, walking rows of row_bytes bytes (from byte `off` of the current row) stride bytes
+ * apart. It advances the stream by the lines it issued. The engine uses it to fetch the source of
+ * the next B block from L3 or DRAM while the FMAs run: packing B is otherwise a pure memory phase,
+ * a fifth of the time of the skinny products of convolutions. Prefetches never fault and never
+ * count as reads; the engine points the stream only at its own operand. */
+typedef struct {
+  const char *row;
+  size_t off, row_bytes, stride, left;
+} ck_gemm_prefetch;
+typedef void (*ck_gemm_prefetch_fn)(size_t mr, size_t nr, size_t kc, const float *a, const float *b,
+                                    float *c, size_t ldc, const ck_gemm_epilogue *ep,
+                                    ck_gemm_prefetch *pf);
+
+/* Direct micro-kernel: the GEMM micro-kernel's tile read from unpacked row-major operands,
+ * element (i, k) of A at a[i*lda + k] and (k, j) of B at b[k*ldb + j] (a packed B panel is the
+ * case ldb = NR). The engine uses it where packing costs more than it saves: tiny products (A
+ * and B in place) and narrow ones (A in place). Same bounds (mr <= MR, nr <= NR of the table),
+ * same epilogue and same arithmetic as the table's kernel, so a KC block gives the same bits
+ * either way. Reads exactly rows i < mr of A, columns j < nr of B and k < kc. */
+typedef void (*ck_gemm_direct_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                  const float *b, size_t ldb, float *c, size_t ldc,
+                                  const ck_gemm_epilogue *ep);
+
+/* Transposing pack (the table's gemm_packt): for i < h <= w,
+ * k < kc: dst[k*w + i] = src[i*rs + k], and dst[k*w + i] = 0 for h <= i < w. Reads exactly the h
+ * rows of kc floats. It packs a row-major A (w = MR) and a transposed B (w = NR). */
+typedef void (*ck_gemm_packt_fn)(size_t h, size_t w, size_t kc, const float *src, size_t rs,
+                                 float *dst);
+
+/* Row-panel pack (the table's gemm_packn where one pays): a
+ * row-major block of B[kc x cols] (rows rs apart) into w-column panels, panel q at dst + q*kc*w:
+ * dst[q*kc*w + k*w + j] = src[k*rs + q*w + j], and 0 for the columns of the last panel past cols.
+ * Reads exactly kc rows of cols floats. The ISA versions require w == their table's NR. */
+typedef void (*ck_gemm_packn_fn)(size_t kc, size_t cols, size_t w, const float *src, size_t rs,
+                                 float *dst);
+
 /* ---- Indirect GEMM ------------------------------------------------------------------------ */
 
 /* Clamp applied after the bias: c = min(max(c, min), max). */
@@ -124,6 +162,11 @@ typedef struct ck_kernels {
   const char *gemm_name; /* e.g. "ck_f32_gemm_14x32__avx512" */
   int mr, nr;
   int mc, kc, nc;
+  /* the packed GEMM's companions, all with the gemm kernel's MR x NR tile and bits */
+  ck_gemm_packt_fn gemm_packt;       /* never NULL */
+  ck_gemm_packn_fn gemm_packn;       /* NULL: the engine's portable packer */
+  ck_gemm_direct_fn gemm_direct;     /* NULL: none, the engine packs */
+  ck_gemm_prefetch_fn gemm_prefetch; /* NULL: none */
 
   ck_igemm_ukernel igemm;
   const char *igemm_name;

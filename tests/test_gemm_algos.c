@@ -443,7 +443,7 @@ Test(gemm_algos, lowering_gather_packer_same_bits) {
   int nisa = ckt_available_isas(isas, 4);
   const size_t pws[3] = {8, 14, 32};
   for (int i = 0; i < nisa; i++) {
-    ck_gemm_packt_fn packt = ck_gemm_packt_for(ck_kernels_for(isas[i]));
+    ck_gemm_packt_fn packt = ck_kernels_for(isas[i])->gemm_packt;
     for (int w = 0; w < 3; w++)
       for (int cg = 1; cg <= CG; cg += 9)
         for (int kase = 0; kase < 4; kase++) {

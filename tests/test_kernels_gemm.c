@@ -172,7 +172,7 @@ Test(kernels_gemm, transposing_pack_matches_generic) {
   static const size_t kcs[] = {1, 3, 8, 16, 17, 40};
   uint64_t st = 77;
   for (int t = 0; t < nt; t++) {
-    ck_gemm_packt_fn f = ck_gemm_packt_for(tabs[t]);
+    ck_gemm_packt_fn f = tabs[t]->gemm_packt;
     const size_t widths[2] = {(size_t)tabs[t]->mr, (size_t)tabs[t]->nr};
     for (int wi = 0; wi < 2; wi++)
       for (size_t h = 1; h <= widths[wi]; h++)
@@ -201,7 +201,7 @@ Test(kernels_gemm, direct_kernel_matches_packed_kernel_bits) {
   uint64_t st = 909;
   for (int t = 0; t < nt; t++) {
     const ck_kernels *k = tabs[t];
-    ck_gemm_direct_fn direct = ck_gemm_direct_for(k);
+    ck_gemm_direct_fn direct = k->gemm_direct;
     if (direct == NULL) continue;
     const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
     for (size_t mr = 1; mr <= MR; mr++)
@@ -245,8 +245,8 @@ Test(kernels_gemm, full_tiles_every_k_remainder_same_bits_as_direct_kernel) {
   uint64_t st = 77;
   for (int t = 0; t < nt; t++) {
     const ck_kernels *k = tabs[t];
-    ck_gemm_direct_fn direct = ck_gemm_direct_for(k);
-    ck_gemm_prefetch_fn pfk = ck_gemm_prefetch_for(k);
+    ck_gemm_direct_fn direct = k->gemm_direct;
+    ck_gemm_prefetch_fn pfk = k->gemm_prefetch;
     if (direct == NULL) continue;
     const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
     const size_t nrs[] = {NR / 2 + 1, NR - 1, NR};
@@ -301,7 +301,7 @@ Test(kernels_gemm, row_panel_pack_matches_generic) {
   static const size_t kcs[] = {1, 3, 16, 17, 40};
   uint64_t st = 78;
   for (int t = 0; t < nt; t++) {
-    ck_gemm_packn_fn f = ck_gemm_packn_for(tabs[t]);
+    ck_gemm_packn_fn f = tabs[t]->gemm_packn;
     if (f == NULL) continue;
     const size_t w = (size_t)tabs[t]->nr;
     for (size_t cols = 1; cols <= 3 * w; cols++)
@@ -339,7 +339,7 @@ Test(kernels_gemm, prefetching_kernel_matches_kernel_bits_and_walks_its_stream) 
   static char region[16384]; /* the 100 lines span 34 rows */
   for (int t = 0; t < nt; t++) {
     const ck_kernels *k = tabs[t];
-    ck_gemm_prefetch_fn pfk = ck_gemm_prefetch_for(k);
+    ck_gemm_prefetch_fn pfk = k->gemm_prefetch;
     if (pfk == NULL) continue;
     const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
     const size_t mrs[] = {1, MR - 1, MR}, nrs[] = {1, NR - 1, NR};

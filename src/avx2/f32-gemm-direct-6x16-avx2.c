@@ -1,5 +1,5 @@
 /* Direct (unpacked) GEMM micro-kernel for AVX2 + FMA, MR = 6 x NR = 16: the packed kernel's tile
- * reading A and B where they are (see ck_gemm_direct_fn in gemm.h), for products too small or
+ * reading A and B where they are (see ck_gemm_direct_fn in kernels.h), for products too small or
  * too narrow to repay packing.
  *
  * The arithmetic is that of ck_f32_gemm_6x16__avx2 (ascending k from zero, one FMA per k, the

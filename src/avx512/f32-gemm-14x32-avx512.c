@@ -48,7 +48,7 @@
   "prefetcht0 " #j "*56+" CK_A_AHEAD "(%[a])\n\t"                                                  \
   CK_ROW(j, 9, 31, 18, 19) CK_ROW(j, 10, 30, 20, 21) CK_ROW(j, 11, 31, 22, 23)                     \
   CK_ROW(j, 12, 30, 24, 25) CK_ROW(j, 13, 31, 26, 27)
-/* one L2 prefetch of the stream while lines remain (the walk of ck_gemm_prefetch in gemm.h) */
+/* one L2 prefetch of the stream while lines remain (the walk of ck_gemm_prefetch in kernels.h) */
 #define CK_PF                                                                                      \
   "test %[left], %[left]\n\t"                                                                      \
   "jz 5f\n\t"                                                                                      \

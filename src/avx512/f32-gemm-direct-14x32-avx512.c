@@ -1,6 +1,6 @@
 /* Direct (unpacked) GEMM micro-kernel for AVX-512F, MR = 14 x NR = 32: the packed kernel's tile
  * reading A and B where they are, for problems so small that packing them would cost more than
- * multiplying them (see ck_gemm_direct_ukernel in gemm.h).
+ * multiplying them (see ck_gemm_direct_fn in kernels.h).
  *
  * The arithmetic is that of ck_f32_gemm_14x32__avx512 (ascending k from zero, one FMA per k, the
  * same epilogue), so for a problem within one KC block both give the same bits. The last vector

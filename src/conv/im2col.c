@@ -224,7 +224,7 @@ static void lower_tile(const ck_conv_ctx *ctx, const float *input, size_t n, siz
     ck_lower_nchw(pb, input + (n * C + g * cg) * HW, p0 + a, b - a, all_taps, pw, panel);
   else
     ck_lower_nhwc(pb, input + n * HW * C + g * cg, s->zero, p0 + a, b - a, all_taps, pw,
-                  ck_gemm_packt_for(ctx->kern), panel);
+                  ctx->kern->gemm_packt, panel);
 }
 
 /* The GEMM of channel block blk on tile `tile` of image n and group g; pix: the lowered tile,

@@ -448,7 +448,7 @@ static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, si
     ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
   else
     ck_lower_nhwc(pb, a->in + un.n * HW * C + un.g * cg, s->zero, un.p0 + lo, hi - lo, tap, pw,
-                  ck_gemm_packt_for(a->ctx->kern), dst);
+                  a->ctx->kern->gemm_packt, dst);
 }
 
 /* The GEMM of tap group t for channel block blk of the unit, on its gathered taps pix:

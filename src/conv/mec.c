@@ -392,7 +392,7 @@ static mec_unit unit_of(const ck_conv_ctx *ctx, size_t u) {
 static void lower_unit(const ck_conv_ctx *ctx, const float *in, mec_unit un, size_t p_lo,
                        size_t p_hi, float *l) {
   const mec_state *s = ctx->state;
-  lower_band(&ctx->pb, s, ck_gemm_packt_for(ctx->kern), in, un.n0, un.g,
+  lower_band(&ctx->pb, s, ctx->kern->gemm_packt, in, un.n0, un.g,
              un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo, p_hi, un.p0, l);
 }
 

@@ -44,27 +44,27 @@ int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threa
          CK_ALGO_REFERENCE);
     timed = 1;
   } else if (d->layout == CK_LAYOUT_NHWC) {
-    /* The indirect GEMM reads the input in place: fastest or within a few % everywhere, but
-     * for 1x1 layers of very deep input (resnet50 res5 reduce, 2048 channels) where the packed
-     * GEMM's K blocking wins by 10-15%. */
-    if (is_1x1(d) && pb->cin_g >= 1024)
-      PREF(CK_ALGO_IM2COL, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
-           CK_ALGO_REFERENCE);
-    else
-      PREF(CK_ALGO_INDIRECT, CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
-           CK_ALGO_REFERENCE);
+    /* The indirect GEMM reads the input in place: fastest or within a few % everywhere,
+     * 1x1 layers of very deep input included (resnet50 res5 reduce, 2048 channels, once went
+     * to im2col for the packed GEMM's K blocking: in three suite runs at the end of session 3
+     * the indirect GEMM took 0.47-0.66 ms against 0.58-0.79 on 2 threads, and won 2 of 3 on 1). */
+    PREF(CK_ALGO_INDIRECT, CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
+         CK_ALGO_REFERENCE);
   } else if (is_1x1(d)) {
     /* NCHW 1x1: a GEMM on the input as it is, where the indirect GEMM would transpose input and
      * output, as costly as the GEMM itself (3-7x slower on the suite's 1x1 layers). */
     PREF(CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_MEC, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
-  } else if (pb->cin_g <= 128 && out_pixels >= 56 * 56) {
-    /* NCHW, few channels over a large output (first layers: resnet50 conv1, vgg16 conv1/2,
-     * yolov3 208): transposing the large tensors costs about what lowering im2col's patches
-     * does, and im2col wins or ties. A strided layer with a small output (resnet50
-     * res3_3x3_s2, 56x56 -> 28x28; alexnet conv1) goes to the indirect GEMM below: im2col's
-     * NCHW lowering gathers strided inputs one by one there (res3_3x3_s2: indirect 3.4-3.7 ms
-     * against 4.5-4.7 on 1 thread, 1.6-1.9 against 2.4-2.5 on 2, in four runs). */
+  } else if (pb->cin_g >= 16 && pb->cin_g <= 128 && out_pixels > 56 * 56) {
+    /* NCHW, few channels over a large output (vgg16 conv1/2, yolov3 208): transposing tensors
+     * of several MiB, past L2, costs about what lowering im2col's patches does, and im2col wins
+     * or ties. Not a 56x56 output (resnet50 res2: the 0.8 MiB tensors transpose in L2, and the
+     * indirect GEMM is 10-20% ahead), nor a first layer on an RGB image (resnet50 conv1: im2col
+     * lowers 3-channel strided 7x7 windows element by element, and the indirect GEMM is 20-25%
+     * ahead). A strided layer with a small output (resnet50 res3_3x3_s2, 56x56 -> 28x28;
+     * alexnet conv1) goes to the indirect GEMM below too: im2col's NCHW lowering gathers
+     * strided inputs one by one there (res3_3x3_s2: indirect 3.4-3.7 ms against 4.5-4.7 on 1
+     * thread, 1.6-1.9 against 2.4-2.5 on 2, in four runs). */
     PREF(CK_ALGO_IM2COL, CK_ALGO_MEC, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
   } else {

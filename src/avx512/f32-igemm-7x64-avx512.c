@@ -4,12 +4,12 @@
  *
  * Why 7 x 64 and not 14 x 32 (the GEMM's tile, this kernel's predecessor): both keep 28
  * accumulators, but 14 rows need 14 row pointers, more than the general registers left by the
- * loop (the compiler reloaded 3 of them from the stack every k) and 16 loads per 28 FMAs; 7 rows
- * take 11 loads per 28 FMAs and keep their pointers in registers. The loads, not the FMAs, are
- * what a busy core (another thread on the same physical core, or a neighbour's L2 traffic) takes
- * away: on the 3x3 layers of 64-512 channels, measured in alternated rounds on one core, the
- * layer loop ran 5-13% faster with 7 x 64 (median of rounds) and at the same speed when quiet.
- * 64 weights per k (256 bytes) still come from L2 at 18 bytes per cycle.
+ * loop (gcc 12 reloaded 3 of them from the stack every k) and 16 loads per 28 FMAs; 7 rows
+ * take 11 loads per 28 FMAs and keep their pointers in registers. On a shared host the loads,
+ * not the FMAs, are what the neighbours take away (a loop of FMAs alone keeps its speed while the
+ * igemm kernels swing by up to 30%): on the 3x3 layers of 64-512 channels, in alternated rounds on
+ * one core, the layer loop ran 5-13% faster with 7 x 64 (median of rounds), and as fast in quiet
+ * moments. 64 weights per k (256 bytes) still come from L2 at 18 bytes per cycle.
  *
  * A partial tile runs the body compiled for the fewest rows in {1, 2, 4, 7} that cover mr, and a
  * block of nr <= 32 channels (a layer of 96 or 160 outputs, a group of 32) the body of 2 vectors

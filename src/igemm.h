@@ -106,9 +106,9 @@ void ck_f32_igemm_4x8__generic(size_t mr, size_t nr, size_t kc, size_t ks, const
 void ck_f32_igemm_6x16__avx2(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
                              size_t a_offset, const float *zero, const float *w, float *c,
                              size_t cm_stride, const ck_clamp_params *p);
-void ck_f32_igemm_14x32__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
-                                size_t a_offset, const float *zero, const float *w, float *c,
-                                size_t cm_stride, const ck_clamp_params *p);
+void ck_f32_igemm_7x64__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+                               size_t a_offset, const float *zero, const float *w, float *c,
+                               size_t cm_stride, const ck_clamp_params *p);
 
 void ck_f32_dwconv_9p8c__generic(size_t channels, size_t pixels, size_t ks, const float **input,
                                  size_t input_stride, size_t input_offset, const float *zero,

@@ -1,0 +1,121 @@
+/* igemm micro-kernel, AVX-512F: a tile of 7 output pixels x 64 channels (28 zmm accumulators, 4
+ * for the weights, 1 for the broadcast input; the compiler keeps one accumulator on the stack).
+ * Per channel k: 4 weight loads, 7 broadcasts and 28 FMAs.
+ *
+ * Why 7 x 64 and not 14 x 32 (the GEMM's tile, this kernel's predecessor): both keep 28
+ * accumulators, but 14 rows need 14 row pointers, more than the general registers left by the
+ * loop (gcc 12 reloaded 3 of them from the stack every k) and 16 loads per 28 FMAs; 7 rows
+ * take 11 loads per 28 FMAs and keep their pointers in registers. On a shared host the loads,
+ * not the FMAs, are what the neighbours take away (a loop of FMAs alone keeps its speed while the
+ * igemm kernels swing by up to 30%): on the 3x3 layers of 64-512 channels, in alternated rounds on
+ * one core, the layer loop ran 5-13% faster with 7 x 64 (median of rounds), and as fast in quiet
+ * moments. 64 weights per k (256 bytes) still come from L2 at 18 bytes per cycle.
+ *
+ * A partial tile runs the body compiled for the fewest rows in {1, 2, 4, 7} that cover mr, and a
+ * block of nr <= 32 channels (a layer of 96 or 160 outputs, a group of 32) the body of 2 vectors
+ * per row, so that neither pays for FMAs it does not store. Every body sums an output in the same
+ * order (bias, then ascending taps and channels, one FMA each), so a pixel gets the same bits in
+ * any tile and any body. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "igemm.h"
+
+enum { MR = 7, NR = 64 };
+
+/* The kernel for R <= MR rows and V 16-channel vectors per row, one function per (R, V) with both
+ * literals in every loop bound (clang and gcc unroll and promote the accumulators to registers
+ * only for literal bounds). The positions of a tap stay MR apart whatever R is (the indirection
+ * is laid out for MR-row tiles), and a weight row stays NR floats whatever V is (the packing). */
+#define CK_IGEMM_BODY(R, V)                                                                        \
+  static __attribute__((noinline)) void rows##R##_v##V(                                            \
+      size_t mr, size_t nr, size_t kc, size_t ks, const float **a, size_t a_offset,                \
+      const float *zero, const float *w, float *c, size_t cm_stride, const ck_clamp_params *p) {   \
+    __m512 acc[R][V];                                                                              \
+    _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                          \
+      _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) acc[i][j] = _mm512_loadu_ps(w + 16 * j); \
+    }                                                                                              \
+    w += NR;                                                                                       \
+    do {                                                                                           \
+      /* Rows past mr repeat row 0: computed, never stored, and a[i >= mr] is never read. */       \
+      const float *r[R];                                                                           \
+      _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                        \
+        const float *ai = (size_t)i < mr ? a[i] : a[0];                                            \
+        r[i] = ck_rebase(ai, a_offset, zero);                                                      \
+      }                                                                                            \
+      a += MR;                                                                                     \
+      for (size_t k = 0; k < kc; k++, w += NR) {                                                   \
+        /* The weights stream from L2 (from L3 for the first tile that reads a block when a        \
+         * layer's blocks outgrow L2): the lines of this k's V vectors, 16 channels (4 KiB)        \
+         * ahead. A prefetch is a hint, not a load: it may name lines past the panel and never     \
+         * faults; the address is formed in uintptr_t, outside C pointer arithmetic. */            \
+        _Pragma("GCC unroll 4") for (int j = 0; j < V; j++)                                        \
+            _mm_prefetch((const char *)((uintptr_t)w + 4096 + 64 * (size_t)j), _MM_HINT_T0);       \
+        __m512 wv[V];                                                                              \
+        _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);   \
+        _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                      \
+          const __m512 x = _mm512_set1_ps(r[i][k]);                                                \
+          _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) acc[i][j] =                          \
+              _mm512_fmadd_ps(x, wv[j], acc[i][j]);                                                \
+        }                                                                                          \
+      }                                                                                            \
+    } while (--ks != 0);                                                                           \
+                                                                                                   \
+    /* Columns [16j, 16j + 16) of vector j that are below nr. */                                   \
+    __mmask16 m[V];                                                                                \
+    _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) {                                          \
+      const size_t lo = 16 * (size_t)j, n = nr <= lo ? 0 : nr - lo;                                \
+      m[j] = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);                             \
+    }                                                                                              \
+    /* No activation: skip the clamp, 2*R*V operations on the FMA ports. */                        \
+    if (!(p->min > -INFINITY || p->max < INFINITY)) {                                              \
+      _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                        \
+        if ((size_t)i >= mr) break;                                                                \
+        _Pragma("GCC unroll 4") for (int j = 0; j < V; j++)                                        \
+            _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16 * j, m[j], acc[i][j]);            \
+      }                                                                                            \
+      return;                                                                                      \
+    }                                                                                              \
+    /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */          \
+    const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);                     \
+    _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                          \
+      if ((size_t)i >= mr) break;                                                                  \
+      _Pragma("GCC unroll 4") for (int j = 0; j < V; j++)                                          \
+          _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16 * j, m[j],                          \
+                                _mm512_min_ps(vmax, _mm512_max_ps(vmin, acc[i][j])));              \
+    }                                                                                              \
+  }
+
+CK_IGEMM_BODY(7, 4)
+CK_IGEMM_BODY(4, 4)
+CK_IGEMM_BODY(2, 4)
+CK_IGEMM_BODY(1, 4)
+CK_IGEMM_BODY(7, 2)
+CK_IGEMM_BODY(4, 2)
+CK_IGEMM_BODY(2, 2)
+CK_IGEMM_BODY(1, 2)
+
+void ck_f32_igemm_7x64__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
+                               size_t a_offset, const float *zero, const float *w, float *c,
+                               size_t cm_stride, const ck_clamp_params *p) {
+  if (nr > 32) {
+    if (mr > 4)
+      rows7_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+    else if (mr > 2)
+      rows4_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+    else if (mr == 2)
+      rows2_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+    else
+      rows1_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  } else {
+    if (mr > 4)
+      rows7_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+    else if (mr > 2)
+      rows4_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+    else if (mr == 2)
+      rows2_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+    else
+      rows1_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  }
+}

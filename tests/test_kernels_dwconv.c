@@ -3,6 +3,7 @@
  * counts around the block, one and several pixels with shared (stride < ks) and own windows,
  * padding taps at the zero row. Every input row is its own exact allocation (the sanitizers catch
  * an over-read) and the output has guard values between pixels. */
+#define _POSIX_C_SOURCE 200809L /* posix_memalign */
 #include <criterion/criterion.h>
 #include <float.h>
 #include <math.h>
@@ -260,6 +261,104 @@ Test(kernels_dwconv, column_paths_on_image_rows) {
           for (int image = 1; image <= 4; image++) {
             const shape s = {CB, channels[a], pixels[b], 9, stride, image};
             check(t->dwconv_name, t->dwconv_3x3, &s, &relu, -1, t->isa == CK_ISA_GENERIC, seed++);
+          }
+  }
+}
+
+/* posix_memalign of exactly n floats (the sanitizers see the end), 64-byte aligned. */
+static float *line_alloc(size_t n) {
+  void *p = NULL;
+  cr_assert_eq(posix_memalign(&p, 64, n * sizeof(float)), 0);
+  return p;
+}
+
+/* The 9-tap kernels with the output at every place in a cache line and the input in step with
+ * it or not (the AVX-512 kernel realigns its blocks to the output's lines for wide channel
+ * counts, by shifting them or by carrying sums into whole lines): channel tails, rows longer
+ * than the kernel's chunk, padding columns, strides 1 and 2, clamped or not. Against the
+ * reference, and the same bits at every place; nothing written outside the outputs. */
+Test(kernels_dwconv, column_paths_at_every_place_in_a_line) {
+  load_tables();
+  const ck_clamp_params none = {-INFINITY, INFINITY}, both = {-0.25f, 0.5f};
+  const size_t channels[] = {128, 133, 143, 259, 512};
+  const size_t pixels[] = {1, 3, 14, 37};
+  const size_t out_places[] = {0, 1, 4, 9, 15};
+  /* Input pixel stride a multiple of 16 floats at offset 0, 4 or 9 in the line, or
+   * channels + 3 (pixels out of step with each other). */
+  const int in_places[] = {0, 4, 9, -1};
+  uint64_t rng = 909;
+  for (int ti = 0; ti < ntables; ti++) {
+    const ck_kernels *t = tables[ti];
+    const size_t CB = (size_t)t->dw_cb;
+    for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
+      for (size_t b = 0; b < sizeof pixels / sizeof *pixels; b++)
+        for (size_t stride = 3; stride <= 6; stride += 3)
+          for (size_t ip = 0; ip < sizeof in_places / sizeof *in_places; ip++) {
+            const size_t C = channels[a], P = pixels[b], nptrs = (P - 1) * stride + 9;
+            const size_t ncol = nptrs / 3;
+            const size_t ps = in_places[ip] < 0 ? C + 3 : (C + 15) / 16 * 16;
+            const size_t in0 = in_places[ip] < 0 ? 0 : (size_t)in_places[ip];
+            const size_t img = in0 + (3 * ncol - 1) * ps + C;
+            float *image = line_alloc(img), *zero = calloc(C, sizeof(float));
+            ckt_fill(image, img, &rng);
+            const size_t wf = ck_dwconv_packed_floats(CB, C, 9);
+            float *w = malloc(wf * sizeof(float));
+            ckt_fill(w, wf, &rng);
+            const float **ptrs = malloc(nptrs * sizeof(*ptrs));
+            const int pad = (int)(b % 2); /* column 0 in the padding */
+            for (size_t i = 0; i < nptrs; i++) {
+              const size_t x = i / 3, row = i % 3;
+              ptrs[i] =
+                  pad && x == 0
+                      ? zero
+                      : (const float *)((uintptr_t)(image + in0 + (row * ncol + x) * ps) - OFFSET);
+            }
+            const size_t os = (C + 15) / 16 * 16 + 16; /* a multiple of 16, gaps between pixels */
+            const size_t nout = (P - 1) * os + C, nbuf = 16 + nout + 32;
+            float *first = NULL;
+            for (size_t op = 0; op < sizeof out_places / sizeof *out_places; op++) {
+              const ck_clamp_params *p = op % 2 ? &both : &none;
+              float *buf = line_alloc(nbuf), *ref = malloc(nout * sizeof(float));
+              for (size_t i = 0; i < nbuf; i++) buf[i] = GUARD;
+              float *out = buf + 16 + out_places[op];
+              t->dwconv_3x3(C, P, 9, ptrs, stride, OFFSET, zero, w, out, os, p);
+              ck_f32_dwconv_ref(CB, C, P, 9, ptrs, stride, OFFSET, zero, w, ref, os, p);
+              for (size_t i = 0; i < nbuf; i++) {
+                const ptrdiff_t j = (ptrdiff_t)i - 16 - (ptrdiff_t)out_places[op];
+                const size_t px = (size_t)j / os, c = (size_t)j % os;
+                if (j < 0 || (size_t)j >= nout || c >= C) {
+                  cr_assert(buf[i] == GUARD,
+                            "%s channels %zu pixels %zu: wrote outside the outputs at %td "
+                            "(output %zu floats past a line)",
+                            t->dwconv_name, C, P, j, out_places[op]);
+                  continue;
+                }
+                /* Sum of |terms| bounds the rounding of the kernel and of the reference. */
+                const float *wb = w + c / CB * CB * 10 + c % CB;
+                double scale = fabs(wb[0]);
+                for (size_t k = 0; k < 9; k++) {
+                  const float *r = ptrs[px * stride + k];
+                  r = r == zero ? r : (const float *)((uintptr_t)r + OFFSET);
+                  scale += fabs((double)r[c] * wb[CB + k * CB]);
+                }
+                cr_assert(fabs((double)buf[i] - ref[j]) <= 11 * FLT_EPSILON * scale,
+                          "%s channels %zu pixels %zu stride %zu, output %zu floats past a line, "
+                          "input place %d: pixel %zu channel %zu is %.9g, reference %.9g",
+                          t->dwconv_name, C, P, stride, out_places[op], in_places[ip], px, c,
+                          buf[i], ref[j]);
+              }
+              if (op == 0) {
+                first = malloc(nout * sizeof(float));
+                memcpy(first, out, nout * sizeof(float));
+              } else if (op % 2 == 0) { /* unclamped, as the first */
+                cr_assert(memcmp(first, out, nout * sizeof(float)) == 0,
+                          "%s channels %zu pixels %zu: output %zu floats past a line changes "
+                          "the bits",
+                          t->dwconv_name, C, P, out_places[op]);
+              }
+              free(buf), free(ref);
+            }
+            free(first), free(image), free(zero), free(w), free((void *)ptrs);
           }
   }
 }

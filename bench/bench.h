@@ -18,6 +18,8 @@ typedef struct {
 int ckb_read_suite(const char *path, ckb_layer **out);
 
 /* Wall-clock seconds, monotonic. */
+/* Bytes for a tensor or workspace, on a 64-byte line; free() releases them. */
+void *ckb_tensor_alloc(size_t bytes);
 double ckb_now(void);
 
 /* Times fn(arg) after one warm-up run: at least min_reps runs and until min_seconds have passed

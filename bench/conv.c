@@ -217,7 +217,7 @@ static int runner_create(runner *r, const options *op, const ck_conv_desc *d0, c
       return -1;
     }
     r->workspace = ck_plan_workspace_size(r->plan);
-    r->ws = malloc(r->workspace ? r->workspace : 1);
+    r->ws = ckb_tensor_alloc(r->workspace);
     snprintf(r->chosen, sizeof r->chosen, "%s", ck_algo_name(ck_plan_algo(r->plan)));
     snprintf(r->isa, sizeof r->isa, "%s", ck_isa_name(ck_plan_isa(r->plan)));
   } else {
@@ -328,10 +328,10 @@ static int bench_layer(const options *op, const ckb_layer *L, int li, int lidx, 
   const double gflop =
       2.0 * (double)nout * (d.in_channels / d.groups) * d.kernel_height * d.kernel_width * 1e-9;
   const size_t slack = CKB_BASELINE_INPUT_SLACK;
-  float *in[2] = {malloc(nin * 4 + slack), NULL}; /* indexed by ck_layout */
-  float *out[2] = {malloc(nout * 4), NULL};
+  float *in[2] = {ckb_tensor_alloc(nin * 4 + slack), NULL}; /* indexed by ck_layout */
+  float *out[2] = {ckb_tensor_alloc(nout * 4), NULL};
   float *ref[2] = {NULL, NULL};
-  float *f = malloc(nf * 4), *bias = malloc((size_t)d.out_channels * 4);
+  float *f = ckb_tensor_alloc(nf * 4), *bias = ckb_tensor_alloc((size_t)d.out_channels * 4);
   fill(in[0], nin, 1), fill(f, nf, 2), fill(bias, (size_t)d.out_channels, 3);
   memset((char *)in[0] + nin * 4, 0, slack);
 
@@ -347,8 +347,8 @@ static int bench_layer(const options *op, const ckb_layer *L, int li, int lidx, 
   }
   const size_t hw_in = (size_t)d.in_height * d.in_width, hw_out = (size_t)oh * ow;
   if (need[CK_LAYOUT_NHWC]) {
-    in[1] = malloc(nin * 4 + slack);
-    out[1] = malloc(nout * 4);
+    in[1] = ckb_tensor_alloc(nin * 4 + slack);
+    out[1] = ckb_tensor_alloc(nout * 4);
     nchw_to_nhwc(in[0], in[1], d.batch, d.in_channels, hw_in);
     memset((char *)in[1] + nin * 4, 0, slack);
   }
@@ -358,7 +358,7 @@ static int bench_layer(const options *op, const ckb_layer *L, int li, int lidx, 
     ck_plan_options_init(&ro);
     ro.algo = CK_ALGO_REFERENCE;
     ck_plan *rp = NULL;
-    ref[0] = malloc(nout * 4);
+    ref[0] = ckb_tensor_alloc(nout * 4);
     if (ck_conv_plan_create(&d, f, bias, &ro, &rp) != CK_OK ||
         ck_conv_execute(rp, in[0], ref[0], NULL) != CK_OK) {
       fprintf(stderr, "convkit-bench conv: reference failed on %s: %s\n", L->name, ck_last_error());
@@ -366,7 +366,7 @@ static int bench_layer(const options *op, const ckb_layer *L, int li, int lidx, 
     }
     ck_plan_destroy(rp);
     if (need[CK_LAYOUT_NHWC]) {
-      ref[1] = malloc(nout * 4);
+      ref[1] = ckb_tensor_alloc(nout * 4);
       nchw_to_nhwc(ref[0], ref[1], d.batch, d.out_channels, hw_out);
     }
   }

@@ -245,8 +245,8 @@ int ckb_cmd_gemm(int argc, char **argv) {
   for (int si = 0; si < nshapes; si++) {
     const int m = shapes[si].m, n = shapes[si].n, k = shapes[si].k;
     const double flop = 2.0 * m * n * k;
-    float *a = malloc((size_t)m * k * 4), *b = malloc((size_t)k * n * 4);
-    float *c = malloc((size_t)m * n * 4);
+    float *a = ckb_tensor_alloc((size_t)m * k * 4), *b = ckb_tensor_alloc((size_t)k * n * 4);
+    float *c = ckb_tensor_alloc((size_t)m * n * 4);
     fill(a, (size_t)m * k, 1), fill(b, (size_t)k * n, 2), fill(c, (size_t)m * n, 3);
     for (int ti = 0; ti < nt; ti++) {
       candidate cand[12];

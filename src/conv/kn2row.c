@@ -23,7 +23,8 @@
  * dilated) input is gathered for a tile of output pixels, zero where it falls in the padding,
  * and a GEMM accumulates it straight into the output tile (beta = 1 after the first tap). Every
  * tap's GEMM covers the whole tile, so there is no border spill to fix up, and the last tap's
- * epilogue adds the bias and applies the activation. Extra memory: one gathered tap per thread.
+ * epilogue adds the bias and applies the activation. Extra memory: one gathered tap per thread,
+ * or a chunk of its input channels when the tap has many (KN2ROW_AA_PANEL_FLOATS).
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
  * tile or block of output rows, channel block) under dynamic scheduling, each gathering or

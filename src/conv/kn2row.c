@@ -546,12 +546,21 @@ static void tap_sum(const run_args *a, tap_unit un, size_t blk, const float *y) 
   float *out_t = nchw ? a->out + (un.n * M + un.g * mg + m0) * P + un.p0
                       : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;
   const float *bias = s->bias + un.g * mg + m0;
-  for (size_t i = 0; i < (nchw ? mb : un.np); i++) {
-    for (size_t j = 0; j < (nchw ? un.np : mb); j++) {
-      float v = bias[nchw ? i : j];
-      for (size_t t = 0; t < s->ngroups; t++) v += y[t * tstride + i * y_ld + j];
-      out_t[i * (nchw ? P : M) + j] = clampf(v, pb->min, pb->max);
-    }
+  const size_t rows = nchw ? mb : un.np, cols = nchw ? un.np : mb, ld = nchw ? P : M;
+  const size_t T = s->ngroups;
+  const float lo = pb->min, hi = pb->max;
+  /* A row of the output at a time, one contiguous pass per tap over it (the sum still bias
+   * first, then the taps in order), so each pass is a plain vector loop. */
+  for (size_t i = 0; i < rows; i++) {
+    float *o = out_t + i * ld;
+    const float *yi = y + i * y_ld;
+    if (nchw)
+      for (size_t j = 0; j < cols; j++) o[j] = bias[i] + yi[j];
+    else
+      for (size_t j = 0; j < cols; j++) o[j] = bias[j] + yi[j];
+    for (size_t t = 1; t < T; t++)
+      for (size_t j = 0; j < cols; j++) o[j] += yi[t * tstride + j];
+    for (size_t j = 0; j < cols; j++) o[j] = clampf(o[j], lo, hi);
   }
 }
 

@@ -487,15 +487,19 @@ static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, si
   if (lo >= hi) return;
   const ck_tap_range tap = group_taps(s, d, t);
   float *dst = pix + q_lo * pw * group_k(s, pb, t);
-  /* the chunk's channels, as a group of that many */
-  ck_conv_problem pc = *pb;
-  size_t c0;
-  pc.cin_g = (int)group_chunk(s, pb, t, &c0);
+  /* a chunk's channels, as a group of that many */
+  ck_conv_problem pc;
+  size_t c0 = 0;
+  if (s->nkc > 1) {
+    pc = *pb;
+    pc.cin_g = (int)group_chunk(s, pb, t, &c0);
+    pb = &pc;
+  }
   if (s->r.pix_is_b)
-    ck_lower_nchw(&pc, a->in + (un.n * C + un.g * cg + c0) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
+    ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg + c0) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
   else
-    ck_lower_nhwc(&pc, a->in + un.n * HW * C + un.g * cg + c0, s->zero, un.p0 + lo, hi - lo, tap,
-                  pw, a->ctx->kern->gemm_packt, dst);
+    ck_lower_nhwc(pb, a->in + un.n * HW * C + un.g * cg + c0, s->zero, un.p0 + lo, hi - lo, tap, pw,
+                  a->ctx->kern->gemm_packt, dst);
 }
 
 /* The GEMM of tap group t for channel block blk of the unit, on its gathered taps pix:

@@ -205,6 +205,46 @@ Test(gemm_algos, tap_groups_for_few_channels) {
   check_everywhere(f, one_two, 2);
 }
 
+/* kn2row-aa splits a tap whose panel (pw pixels x input channels) exceeds 8 Ki floats into
+ * equal chunks of channels, each gathered and accumulated into the output in turn: 300
+ * channels, 520 and 600 in two groups of 300 (a chunk's offset within its group), stride 2, and
+ * images wide enough for whole panels of pixels inside the image (the gather's one-pack path, on
+ * a chunk of a pixel's channels), at 1, 2 and 3 threads. With the budgets as they are, the
+ * 32-pixel panels (NCHW, AVX-512) split them in two or three; with the budgets divided by 64,
+ * every ISA and layout splits them into many chunks, the last one shorter. */
+Test(gemm_algos, kn2row_aa_channel_chunks) {
+  static const int threads[] = {1, 2, 3};
+  ck_isa isas[4];
+  int nisa = ckt_available_isas(isas, 4);
+  char msg[1024];
+  ck_conv_desc shapes[3];
+  shapes[0] = make_desc(1, 300, 5, 37, 40, 3, 3);
+  set_pads(&shapes[0], 1, 0, 1, 2);
+  shapes[0].activation = CK_ACTIVATION_RELU;
+  shapes[1] = make_desc(2, 520, 4, 35, 20, 1, 3);
+  set_pads(&shapes[1], 0, 1, 0, 1);
+  shapes[2] = make_desc(1, 600, 7, 33, 36, 3, 2);
+  set_pads(&shapes[2], 1, 1, 0, 1);
+  shapes[2].groups = 2;
+  shapes[2].stride_height = shapes[2].stride_width = 2;
+  for (int shift = 0; shift <= 6; shift += 6) {
+    ck_gc_budget_shift = shift;
+    for (int sidx = 0; sidx < 3; sidx++) {
+      ck_conv_desc d = shapes[sidx];
+      for (int lay = 0; lay < 2; lay++) {
+        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
+        for (int i = 0; i < nisa; i++)
+          for (int t = 0; t < 3; t++) {
+            int rc = ckt_check_conv(&d, CK_ALGO_KN2ROW_AA, isas[i], threads[t], msg, sizeof msg);
+            cr_assert_eq(rc, 0, "shape %d: %s (%d threads, budget shift %d)", sidx, msg, threads[t],
+                         shift);
+          }
+      }
+    }
+  }
+  ck_gc_budget_shift = 0;
+}
+
 /* A small image with many channels: too few tiles for the threads, so channels are split into
  * blocks (the tile is lowered once per block). */
 Test(gemm_algos, channel_blocks_on_small_images) {

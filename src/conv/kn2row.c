@@ -23,7 +23,8 @@
  * dilated) input is gathered for a tile of output pixels, zero where it falls in the padding,
  * and a GEMM accumulates it straight into the output tile (beta = 1 after the first tap). Every
  * tap's GEMM covers the whole tile, so there is no border spill to fix up, and the last tap's
- * epilogue adds the bias and applies the activation. Extra memory: one gathered tap per thread.
+ * epilogue adds the bias and applies the activation. Extra memory: one gathered tap per thread,
+ * or a chunk of its input channels when the tap has many (KN2ROW_AA_PANEL_FLOATS).
  *
  * Both run in NCHW and NHWC natively (gemmconv.h roles). Jobs are independent (image, group,
  * tile or block of output rows, channel block) under dynamic scheduling, each gathering or
@@ -52,6 +53,15 @@
 #define KN2ROW_MIN_BLOCK 16
 /* Inner dimension below which taps are grouped into one GEMM (kn2row-aa, tap sums). */
 #define KN2ROW_MIN_K 32
+/* kn2row-aa: one panel of a gathered tap (pw pixels x the tap's input channels) at most 8 Ki
+ * floats (32 KiB); a tap with more channels is split into equal chunks of channels, each
+ * gathered and accumulated into the output in turn. The gathered tap is kn2row-aa's whole extra
+ * memory (one per thread, a panel at the least), and 32-pixel panels (NCHW) of a 512-channel
+ * layer would take a tenth of im2col's tile on two threads. The engine cuts such an inner
+ * dimension into KC blocks (at most 512; 384 on the measured machines) anyway, each a pass over
+ * the output tile, but the 14-pixel panels (NHWC) keep whole taps: chunks there measured 8%
+ * slower on resnet50_res5_3x3 at 2 threads. */
+#define KN2ROW_AA_PANEL_FLOATS (8u * 1024u)
 
 typedef enum { MODE_AA, MODE_SHIFT_ADD, MODE_TAP_SUM } kn2row_mode;
 
@@ -59,8 +69,10 @@ typedef struct {
   kn2row_mode mode;
   ck_gc_roles r;
   size_t taps;               /* KH*KW */
-  size_t gh, gw, ngroups;    /* taps per GEMM (AA, TAP_SUM): gh x gw, and the groups of them */
-  size_t gk;                 /* inner dimension of a whole group's GEMM: cg*gh*gw */
+  size_t gh, gw, ngroups;    /* taps per GEMM (AA, TAP_SUM): gh x gw; groups: the tap groups
+                                times the channel chunks, chunk by chunk within a tap group */
+  size_t kch, nkc;           /* input channels per chunk, chunks per tap group (AA; else cg, 1) */
+  size_t gk;                 /* largest inner dimension of a group's GEMM: kch*gh*gw */
   size_t P;                  /* output pixels */
   size_t pt;                 /* pixels gathered at a time (AA, TAP_SUM) */
   size_t jt, ntiles;         /* pixels of a job (a multiple of pt), jobs per image and group */
@@ -89,6 +101,7 @@ static void kn2row_destroy(ck_conv_ctx *ctx) {
 
 /* The taps of group q: row-major over the KH x KW taps in blocks of gh x gw. */
 static ck_tap_range group_taps(const kn2row_state *s, const ck_conv_desc *d, size_t q) {
+  q /= s->nkc;
   const size_t ngw = ck_div_up((size_t)d->kernel_width, s->gw);
   const size_t kh0 = q / ngw * s->gh, kw0 = q % ngw * s->gw;
   const size_t nkh =
@@ -97,9 +110,16 @@ static ck_tap_range group_taps(const kn2row_state *s, const ck_conv_desc *d, siz
   return (ck_tap_range){(int)kh0, (int)nkh, (int)kw0, (int)nkw};
 }
 
+/* The input channels [*c0, *c0 + return) of the group's taps that group q reads. */
+static size_t group_chunk(const kn2row_state *s, const ck_conv_problem *pb, size_t q, size_t *c0) {
+  *c0 = q % s->nkc * s->kch;
+  return (size_t)pb->cin_g - *c0 < s->kch ? (size_t)pb->cin_g - *c0 : s->kch;
+}
+
 static size_t group_k(const kn2row_state *s, const ck_conv_problem *pb, size_t q) {
   const ck_tap_range t = group_taps(s, &pb->d, q);
-  return (size_t)pb->cin_g * (size_t)t.nkh * (size_t)t.nkw;
+  size_t c0;
+  return group_chunk(s, pb, q, &c0) * (size_t)t.nkh * (size_t)t.nkw;
 }
 
 /* Packed filters. Per tap group (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside
@@ -117,7 +137,9 @@ static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oi
   int ok = 1;
   s->fstride = ck_gc_filter_floats(&s->r, rows_per_block, k);
   size_t fbytes = ck_gc_floats_bytes(ck_gc_mul(s->fstride, blocks, &ok), &ok);
-  size_t rbytes = ck_gc_floats_bytes(ck_gc_mul(rows_per_block, k, &ok), &ok);
+  /* the filter rows of a whole tap group, before a chunk's columns are taken */
+  const size_t k_rows = stacked ? cg : cg * s->gh * s->gw;
+  size_t rbytes = ck_gc_floats_bytes(ck_gc_mul(rows_per_block, k_rows, &ok), &ok);
   if (!ok || s->fstride == 0)
     return ck_fail(CK_ERROR_INVALID_ARGUMENT, "kn2row: packed filter size overflows");
   s->filter = ck_aligned_alloc(fbytes);
@@ -143,6 +165,12 @@ static ck_status pack_filters(ck_conv_ctx *ctx, kn2row_state *s, const float *oi
     } else {
       for (size_t q = 0; q < s->ngroups; q++) {
         ck_gc_filter_rows(pb, oihw, (int)g, 0, mg, order, group_taps(s, d, q), rows);
+        if (s->nkc > 1) { /* one tap (gh = gw = 1): the chunk's columns, rows packed down */
+          size_t c0;
+          const size_t len = group_chunk(s, pb, q, &c0);
+          for (size_t m = 0; m < mg; m++)
+            memmove(rows + m * len, rows + m * cg + c0, len * sizeof(float));
+        }
         ck_gc_pack_filter(ctx->kern, &s->r, mg, group_k(s, pb, q), rows,
                           s->filter + (g * s->ngroups + q) * s->fstride);
       }
@@ -226,6 +254,8 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   s->P = (size_t)pb->out_h * (size_t)pb->out_w;
   int ok = 1;
   size_t jobs;
+  s->nkc = 1;
+  s->kch = cg;
   if (G > 1 && cg == 1 && mg == 1) return dw_setup(ctx, s, w);
   if (mode == MODE_SHIFT_ADD) {
     const size_t KW = (size_t)d->kernel_width, OH = (size_t)pb->out_h;
@@ -249,6 +279,9 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     if (s->band < 1) s->band = 1;
     if (s->band > OH) s->band = OH > 0 ? OH : 1;
     s->nbands = ck_div_up(OH, s->band);
+    /* Bands of equal height (52 rows: 4 of 13 rather than 3 of 17 and 1 of 1): the same jobs,
+     * each with less to keep in L2. */
+    s->band = ck_div_up(OH, s->nbands);
     s->mb = ck_gc_channel_block(N * G * s->nbands, mg, gran, KN2ROW_MIN_BLOCK, ctx->threads);
     if (mb_cache < s->mb) s->mb = mb_cache;
     s->nmb = ck_div_up(mg, s->mb);
@@ -286,12 +319,22 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
         if (s->gh > KH) s->gh = KH;
       }
     }
-    s->ngroups = ck_div_up(KH, s->gh) * ck_div_up(KW, s->gw);
-    s->gk = cg * s->gh * s->gw;
+    /* Channel chunks (kn2row-aa, single taps), from the shape and the ISA, never the thread
+     * count: they set the order of the sums. */
+    const size_t panel_max = ck_gc_budget(KN2ROW_AA_PANEL_FLOATS);
+    s->nkc = mode == MODE_AA && s->gh * s->gw == 1 && cg > 1
+                 ? ck_div_up(ck_gc_mul(cg, s->r.pw, &ok), panel_max > 0 ? panel_max : 1)
+                 : 1;
+    if (s->nkc > cg) s->nkc = cg;
+    s->kch = ck_div_up(cg, s->nkc);
+    s->nkc = ck_div_up(cg, s->kch); /* no empty chunk */
+    s->ngroups = ck_div_up(KH, s->gh) * ck_div_up(KW, s->gw) * s->nkc;
+    s->gk = s->kch * s->gh * s->gw;
     /* At most half the image: two tiles per image and group give two threads work without
-     * splitting channels, which would repeat every tap's gather. */
-    s->pt = ck_gc_pixel_tile(s->P, s->gk + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS), s->r.pw, 0,
-                             ck_round_up(ck_div_up(s->P, 2), s->r.pw));
+     * splitting channels, which would repeat every tap's gather. The tile is sized for the
+     * whole tap, whose GEMMs the chunks make up. */
+    s->pt = ck_gc_pixel_tile(s->P, cg * s->gh * s->gw + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS),
+                             s->r.pw, 0, ck_round_up(ck_div_up(s->P, 2), s->r.pw));
     /* kn2row-aa: a job runs every tap over several gather tiles, so each tap's filter block is
      * reused from cache across them; the job's output tile stays in L2. Smaller jobs when the
      * threads need more of them. */
@@ -444,10 +487,18 @@ static void tap_gather(const run_args *a, tap_unit un, size_t t, size_t q_lo, si
   if (lo >= hi) return;
   const ck_tap_range tap = group_taps(s, d, t);
   float *dst = pix + q_lo * pw * group_k(s, pb, t);
+  /* a chunk's channels, as a group of that many */
+  ck_conv_problem pc;
+  size_t c0 = 0;
+  if (s->nkc > 1) {
+    pc = *pb;
+    pc.cin_g = (int)group_chunk(s, pb, t, &c0);
+    pb = &pc;
+  }
   if (s->r.pix_is_b)
-    ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
+    ck_lower_nchw(pb, a->in + (un.n * C + un.g * cg + c0) * HW, un.p0 + lo, hi - lo, tap, pw, dst);
   else
-    ck_lower_nhwc(pb, a->in + un.n * HW * C + un.g * cg, s->zero, un.p0 + lo, hi - lo, tap, pw,
+    ck_lower_nhwc(pb, a->in + un.n * HW * C + un.g * cg + c0, s->zero, un.p0 + lo, hi - lo, tap, pw,
                   a->ctx->kern->gemm_packt, dst);
 }
 
@@ -499,12 +550,21 @@ static void tap_sum(const run_args *a, tap_unit un, size_t blk, const float *y) 
   float *out_t = nchw ? a->out + (un.n * M + un.g * mg + m0) * P + un.p0
                       : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;
   const float *bias = s->bias + un.g * mg + m0;
-  for (size_t i = 0; i < (nchw ? mb : un.np); i++) {
-    for (size_t j = 0; j < (nchw ? un.np : mb); j++) {
-      float v = bias[nchw ? i : j];
-      for (size_t t = 0; t < s->ngroups; t++) v += y[t * tstride + i * y_ld + j];
-      out_t[i * (nchw ? P : M) + j] = clampf(v, pb->min, pb->max);
-    }
+  const size_t rows = nchw ? mb : un.np, cols = nchw ? un.np : mb, ld = nchw ? P : M;
+  const size_t T = s->ngroups;
+  const float lo = pb->min, hi = pb->max;
+  /* A row of the output at a time, one contiguous pass per tap over it (the sum still bias
+   * first, then the taps in order), so each pass is a plain vector loop. */
+  for (size_t i = 0; i < rows; i++) {
+    float *o = out_t + i * ld;
+    const float *yi = y + i * y_ld;
+    if (nchw)
+      for (size_t j = 0; j < cols; j++) o[j] = bias[i] + yi[j];
+    else
+      for (size_t j = 0; j < cols; j++) o[j] = bias[j] + yi[j];
+    for (size_t t = 1; t < T; t++)
+      for (size_t j = 0; j < cols; j++) o[j] += yi[t * tstride + j];
+    for (size_t j = 0; j < cols; j++) o[j] = clampf(o[j], lo, hi);
   }
 }
 

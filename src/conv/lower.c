@@ -207,11 +207,11 @@ void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *ze
       ow[j] = (long)((p0 + a + j) % (size_t)OW);
     }
     /* A full panel within one output row, whose taps of a kernel row all lie inside the image:
-     * when the group is all the channels and dilation_w is 1, a pixel's nkw*cg floats of that
-     * kernel row are contiguous in the input (k = (kw, c)), so the whole kernel row is one
-     * transposing pack of pw rows spaced sw*C apart. */
+     * when the group is all the channels and dilation_w is 1, or the row is one tap, a pixel's
+     * nkw*cg floats of that kernel row are contiguous in the input (k = (kw, c)), so the whole
+     * kernel row is one transposing pack of pw rows spaced sw*C apart. */
     const long dx0 = -pl + (long)taps.kw0 * dw;
-    const int row_run = packt != NULL && cnt == pw && (size_t)C == cg && (dw == 1 || nkw == 1) &&
+    const int row_run = packt != NULL && cnt == pw && (nkw == 1 || ((size_t)C == cg && dw == 1)) &&
                         nkw * cg >= 8 && oh[0] == oh[pw - 1] && ow[0] * sw + dx0 >= 0 &&
                         ow[pw - 1] * sw + dx0 + (long)nkw - 1 < W;
     for (size_t kh = 0; kh < nkh; kh++) {

@@ -100,19 +100,27 @@ static size_t band_rows(const ck_conv_desc *d, size_t R) {
          (size_t)(d->kernel_height - 1) * (size_t)d->dilation_height + 1;
 }
 
+/* Output rows of a band of R whose windows L holds: with folding (mec_setup) one GEMM serves
+ * rows r..r+fold-1 through the window of row r, its other panel rows holding the input rows
+ * shifted, so only the first row of each GEMM reads a window of its own. */
+static size_t window_rows(size_t R, size_t fold) {
+  return (R - 1) / fold * fold + 1;
+}
+
 /* Rows of L are stored phase by phase (u mod dh); output rows r < R start at u = r*sh, so only
  * the phases below (R-1)*sh + 1 are read when that is under dh. */
-static size_t band_width(const ck_conv_problem *pb, size_t R, size_t *qb) {
+static size_t band_width(const ck_conv_problem *pb, size_t R, size_t fold, size_t *qb) {
   const ck_conv_desc *d = &pb->d;
+  R = window_rows(R, fold);
   const size_t dh = (size_t)d->dilation_height, first = (R - 1) * (size_t)d->stride_height + 1;
   *qb = ck_div_up(band_rows(d, R), dh);
   return *qb * (first < dh ? first : dh) * (size_t)d->kernel_width * (size_t)pb->cin_g;
 }
 
 /* Floats of L for a band of R output rows and a chunk of cp panels (SIZE_MAX on overflow). */
-static size_t band_floats(const ck_conv_problem *pb, size_t R, size_t cp, size_t MR) {
+static size_t band_floats(const ck_conv_problem *pb, size_t R, size_t fold, size_t cp, size_t MR) {
   size_t qb, f;
-  if (!ck_mul_size(band_width(pb, R, &qb), cp * MR, &f)) return SIZE_MAX;
+  if (!ck_mul_size(band_width(pb, R, fold, &qb), cp * MR, &f)) return SIZE_MAX;
   return f;
 }
 
@@ -177,7 +185,8 @@ static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) 
   s->use_tmp = d->layout == CK_LAYOUT_NCHW || s->nb > 1;
   const size_t tmp_per = s->use_tmp ? mg : 0; /* output floats per output row and row of L */
   s->cp = s->panels;
-  while (s->cp > 1 && band_floats(pb, rmin, s->cp, MR) + rmin * s->cp * MR * tmp_per > budget)
+  while (s->cp > 1 &&
+         band_floats(pb, rmin, s->fold, s->cp, MR) + rmin * s->cp * MR * tmp_per > budget)
     s->cp--;
   s->nchunks = ck_div_up(s->panels, s->cp);
   s->cp = ck_div_up(s->panels, s->nchunks);
@@ -185,11 +194,11 @@ static int mec_tiling(ck_conv_ctx *ctx, mec_state *s, size_t budget, int share) 
   const size_t per_lrow = s->cp * MR; /* rows of L in a chunk, including panel padding */
   s->R = 1;
   while (s->R < OH &&
-         band_floats(pb, s->R + 1, s->cp, MR) + (s->R + 1) * per_lrow * tmp_per <= budget)
+         band_floats(pb, s->R + 1, s->fold, s->cp, MR) + (s->R + 1) * per_lrow * tmp_per <= budget)
     s->R++;
   if (s->R > s->fold) s->R = s->R / s->fold * s->fold; /* whole GEMMs per band */
   s->nbands = ck_div_up(OH, s->R);
-  s->ctot = band_width(pb, s->R, &s->Qb);
+  s->ctot = band_width(pb, s->R, s->fold, &s->Qb);
   const size_t jobs0 = N / s->nb * G * s->nbands * s->nchunks;
   s->mb = ck_gc_channel_block(share ? 1 : jobs0, mg, s->r.fw, MEC_MIN_BLOCK, ctx->threads);
   s->nmb = ck_div_up(mg, s->mb);
@@ -312,18 +321,23 @@ static int row_used(const ck_conv_desc *d, size_t u, size_t nr) {
   return 0;
 }
 
-/* Lowers panels [p_lo, p_hi) of L for the band whose first input row is padded row `base`, for
- * images n0.. and group g: panel p at l + (p - p_base)*ctot*MR, element (row j, column col) at
- * col*MR + j%MR. */
+/* Band input rows (columns of L) a band of nr output rows reads. */
+static size_t band_units(const mec_state *s, const ck_conv_desc *d, size_t nr) {
+  return band_rows(d, window_rows(nr, s->fold));
+}
+
+/* Lowers band input rows [u_lo, u_hi) of panels [p_lo, p_hi) of L for the band whose first input
+ * row is padded row `base`, for images n0.. and group g: panel p at l + (p - p_base)*ctot*MR,
+ * element (row j, column col) at col*MR + j%MR. */
 static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_packt_fn packt,
                        const float *in, size_t n0, size_t g, size_t base, size_t nr, size_t p_lo,
-                       size_t p_hi, size_t p_base, float *l) {
+                       size_t p_hi, size_t u_lo, size_t u_hi, size_t p_base, float *l) {
   const ck_conv_desc *d = &pb->d;
   const size_t MR = s->r.pw, cg = (size_t)pb->cin_g, C = (size_t)d->in_channels;
   const long H = d->in_height, W = d->in_width, OW = pb->out_w;
   const long sw = d->stride_width, dw = d->dilation_width, pl = d->pad_left;
   const size_t KW = (size_t)d->kernel_width, dh = (size_t)d->dilation_height;
-  const size_t sh = (size_t)d->stride_height, U = band_rows(d, nr);
+  const size_t sh = (size_t)d->stride_height, U = band_units(s, d, nr);
   const int nchw = d->layout == CK_LAYOUT_NCHW;
   const float *ptrs[CK_LOWER_MAX_PW];
   /* Panel rows: (image or folded row q, ow) for q = row / OW. */
@@ -331,7 +345,7 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_pa
   for (size_t p = p_lo; p < p_hi; p++) {
     float *panel = l + (p - p_base) * s->ctot * MR;
     const size_t j0 = p * MR, cnt = span - j0 < MR ? span - j0 : MR;
-    for (size_t u = 0; u < U; u++) {
+    for (size_t u = u_lo; u < u_hi && u < U; u++) {
       if (!row_used(d, u, nr)) continue; /* never read by a window */
       for (size_t kw = 0; kw < KW; kw++) {
         float *dst = panel + (((u % dh) * s->Qb + u / dh) * KW + kw) * cg * MR;
@@ -388,12 +402,13 @@ static mec_unit unit_of(const ck_conv_ctx *ctx, size_t u) {
                     p0,  s->panels - p0 < s->cp ? s->panels - p0 : s->cp};
 }
 
-/* Panels [p_lo, p_hi) of the unit's L (within its chunk) into l, the chunk's first panel. */
+/* Band input rows [u_lo, u_hi) of panels [p_lo, p_hi) of the unit's L (within its chunk) into
+ * l, the chunk's first panel. */
 static void lower_unit(const ck_conv_ctx *ctx, const float *in, mec_unit un, size_t p_lo,
-                       size_t p_hi, float *l) {
+                       size_t p_hi, size_t u_lo, size_t u_hi, float *l) {
   const mec_state *s = ctx->state;
   lower_band(&ctx->pb, s, ctx->kern->gemm_packt, in, un.n0, un.g,
-             un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo, p_hi, un.p0, l);
+             un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo, p_hi, u_lo, u_hi, un.p0, l);
 }
 
 /* The GEMMs of channel block blk of a unit whose L (its chunk) is lowered, and their output. */
@@ -566,18 +581,22 @@ static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *outpu
 #pragma omp for schedule(dynamic, 1)
       for (long job = 0; job < (long)(units * s->nmb); job++) {
         const mec_unit un = unit_of(ctx, (size_t)job / s->nmb);
-        lower_unit(ctx, input, un, un.p0, un.p0 + un.np, l);
+        lower_unit(ctx, input, un, un.p0, un.p0 + un.np, 0, SIZE_MAX, l);
         gemm_unit(ctx, output, un, (size_t)job % s->nmb, l, tmp, ews);
       }
     } else {
       /* Few bands, channels split among the threads: each band's L is lowered once, by all
-       * threads panel by panel into the shared buffer, then its channel blocks are shared. */
+       * threads (panel, input row) by (panel, input row) into the shared buffer, since a band
+       * may be a single panel (7x7 layers), then its channel blocks are shared. */
       float *shared = (float *)ck_gc_ws_shared(workspace);
       for (size_t u = 0; u < units; u++) {
         const mec_unit un = unit_of(ctx, u);
+        const size_t U = band_units(s, d, un.nr);
 #pragma omp for schedule(dynamic, 1)
-        for (long p = (long)un.p0; p < (long)(un.p0 + un.np); p++)
-          lower_unit(ctx, input, un, (size_t)p, (size_t)p + 1, shared);
+        for (long i = 0; i < (long)(un.np * U); i++) {
+          const size_t p = un.p0 + (size_t)i / U, r = (size_t)i % U;
+          lower_unit(ctx, input, un, p, p + 1, r, r + 1, shared);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (long blk = 0; blk < (long)s->nmb; blk++)
           gemm_unit(ctx, output, un, (size_t)blk, shared, tmp, ews);

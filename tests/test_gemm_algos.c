@@ -128,27 +128,30 @@ Test(gemm_algos, several_tiles_bands_and_blocks) {
 /* kn2row's shift-add jobs of output rows: rows that are whole pixel panels (W a multiple of the
  * panel width: 28 = 2*14 = 7*4, 32 = 32 = 2*16 = 4*8, 30 = 5*6) are packed once per job and read
  * at each row of taps' offset; other widths (29) go to the engine as the plain input. Several
- * row blocks and channel blocks (budgets divided by 64), dilation, asymmetric and large pads,
- * with the bits compared across 1 and 3 threads. */
+ * channel blocks and single-row jobs (budgets divided by 64), jobs of several rows (divided by
+ * 4), dilation, asymmetric and large pads, with the bits compared across 1 and 3 threads. */
 Test(gemm_algos, kn2row_row_jobs_packed_and_plain) {
   static const int threads[] = {1, 3};
   static const int widths[] = {28, 32, 30, 29};
   ck_isa isas[4];
   int nisa = ckt_available_isas(isas, 4);
   char msg[1024];
-  ck_gc_budget_shift = 6;
-  for (int wi = 0; wi < 4; wi++) {
-    ck_conv_desc d = make_desc(2, 9, 7, widths[wi], 40, 3, 3);
-    set_pads(&d, 3, 1, 2, 0);
-    d.dilation_height = 2;
-    d.activation = CK_ACTIVATION_RELU;
-    for (int lay = 0; lay < 2; lay++) {
-      d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
-      for (int i = 0; i < nisa; i++)
-        for (int t = 0; t < 2; t++) {
-          int rc = ckt_check_conv(&d, CK_ALGO_KN2ROW, isas[i], threads[t], msg, sizeof msg);
-          cr_assert_eq(rc, 0, "width %d: %s (%d threads)", widths[wi], msg, threads[t]);
-        }
+  for (int shift = 2; shift <= 6; shift += 4) {
+    ck_gc_budget_shift = shift;
+    for (int wi = 0; wi < 4; wi++) {
+      ck_conv_desc d = make_desc(2, 9, 7, widths[wi], 40, 3, 3);
+      set_pads(&d, 3, 1, 2, 0);
+      d.dilation_height = 2;
+      d.activation = CK_ACTIVATION_RELU;
+      for (int lay = 0; lay < 2; lay++) {
+        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
+        for (int i = 0; i < nisa; i++)
+          for (int t = 0; t < 2; t++) {
+            int rc = ckt_check_conv(&d, CK_ALGO_KN2ROW, isas[i], threads[t], msg, sizeof msg);
+            cr_assert_eq(rc, 0, "width %d: %s (%d threads, budget shift %d)", widths[wi], msg,
+                         threads[t], shift);
+          }
+      }
     }
   }
   ck_gc_budget_shift = 0;

@@ -42,10 +42,13 @@
  * measured:
  *   gathered tap plus the output tile it accumulates into (kn2row-aa, tap sums): 32 Ki floats
  *   (128 KiB), so both stay in L2 across all the taps of the tile with the filter's tap block;
- *   partial images of a job's row of taps (kn2row shift-add): 256 Ki floats (1 MiB), written by
- *   the GEMM and read back by the shift-add pass from L2. */
+ *   partial images of a job's row of taps (kn2row shift-add): 64 Ki floats (256 KiB), written by
+ *   the GEMM and read back by the shift-add pass from L2 while the job's output rows and filter
+ *   block stay there too (1 MiB of partial images, 13-row jobs on yolov3_conv_52, left them to
+ *   be re-read from further out: 1.40-1.49x im2col's time there on 1 thread in NCHW, 1.33x in
+ *   NHWC; 3-row jobs 1.24x and 1.12x. Single rows were slower again, 1.42x: narrow GEMMs). */
 #define KN2ROW_TAP_TILE_FLOATS (32u * 1024u)
-#define KN2ROW_BAND_FLOATS (256u * 1024u)
+#define KN2ROW_BAND_FLOATS (64u * 1024u)
 /* Stacked filter block of a kn2row shift-add GEMM: 128 Ki floats (512 KiB) of L2. */
 #define KN2ROW_FILTER_BLOCK_FLOATS (128u * 1024u)
 /* Output tile of a kn2row-aa job, accumulated over every tap: 64 Ki floats (256 KiB) of L2. */

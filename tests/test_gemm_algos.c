@@ -208,6 +208,21 @@ Test(gemm_algos, tap_groups_for_few_channels) {
   check_everywhere(f, one_two, 2);
 }
 
+/* kn2row-aa on few images and several threads splits pixels into parts of nearly equal size,
+ * each whole gather tiles (40x40: parts not a multiple of the first gather tile), and output
+ * channels into blocks of whole filter panels shared as evenly as they allow (60 channels as
+ * two blocks: on 14-row panels 28 + 32, the last panel partial), at 1, 2 and 3 threads. */
+Test(gemm_algos, kn2row_aa_balanced_jobs) {
+  static const int threads[] = {1, 2, 3};
+  ck_conv_desc d = make_desc(1, 64, 6, 6, 60, 3, 3);
+  set_pads(&d, 1, 1, 1, 1);
+  d.activation = CK_ACTIVATION_RELU;
+  check_everywhere(d, threads, 3);
+  ck_conv_desc e = make_desc(1, 40, 40, 40, 36, 3, 3);
+  set_pads(&e, 1, 1, 0, 2);
+  check_everywhere(e, threads, 3);
+}
+
 /* kn2row-aa splits a tap whose panel (pw pixels x input channels) exceeds 8 Ki floats into
  * equal chunks of channels, each gathered and accumulated into the output in turn: 300
  * channels, 520 and 600 in two groups of 300 (a chunk's offset within its group), stride 2, and

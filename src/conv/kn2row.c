@@ -125,6 +125,17 @@ static size_t group_k(const kn2row_state *s, const ck_conv_problem *pb, size_t q
   return group_chunk(s, pb, q, &c0) * (size_t)t.nkh * (size_t)t.nkw;
 }
 
+/* Channel block blk of a group (kn2row-aa, tap sums): [*m0, *m0 + return). The nmb blocks share
+ * the ceil(mg / fw) filter panels as evenly as whole panels allow (256 channels in 14-row panels
+ * as 2 blocks: 126 + 130 rather than 140 + 116, which left one of two threads idle for a tenth
+ * of the time); none exceeds mb, and they are mb each when mb divides into whole panels. */
+static size_t chan_block(const kn2row_state *s, size_t mg, size_t blk, size_t *m0) {
+  const size_t fw = s->r.fw, panels = ck_div_up(mg, fw);
+  const size_t end = (blk + 1) * panels / s->nmb * fw;
+  *m0 = blk * panels / s->nmb * fw;
+  return (end < mg ? end : mg) - *m0;
+}
+
 /* Packed filters. Per tap group (AA, TAP_SUM): block (g, t) = W_t [mg x cg], channel blocks inside
  * it. Stacked (SHIFT_ADD): block (g, b, kh) = [KW*mb x cg] with rows (kw, m) for the channels of
  * block b, so one GEMM yields a whole row of taps of those channels. */
@@ -369,9 +380,15 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
         if (half < s->pt) s->pt = half;
         const size_t floor_mb =
             ck_round_up(KN2ROW_MIN_BLOCK > s->r.fw ? KN2ROW_MIN_BLOCK : s->r.fw, s->r.fw);
-        size_t best = SIZE_MAX;
+        size_t best = SIZE_MAX, best_pt = s->pt;
         for (size_t nt = 1; nt <= want; nt++) {
-          const size_t jt = ck_round_up(ck_div_up(s->P, nt), s->pt), ntr = ck_div_up(s->P, jt);
+          /* nt parts of nearly equal size, each whole gather tiles of at most pt pixels (parts
+           * rounded up to whole tiles of pt left 3136 pixels as 960, 960, 960 and 256, one of
+           * two threads idle for a fifth of the time; now 4 x 800 in tiles of 160) */
+          const size_t part = ck_round_up(ck_div_up(s->P, nt), s->r.pw);
+          const size_t subs = ck_div_up(part, s->pt);
+          const size_t pt = ck_round_up(ck_div_up(part, subs), s->r.pw), jt = subs * pt;
+          const size_t ntr = ck_div_up(s->P, jt);
           /* Splitting channels alone (one pixel part), the blocks repeat only the gather, so
            * one per thread when the job's output tile still fits its L2 budget: 512-channel
            * 7x7 and 14x14 layers went from 1.2-1.3x im2col's time on 2 threads to 1.0-1.1x
@@ -390,10 +407,12 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
           if (cost < best) {
             best = cost;
             s->jt = jt;
+            best_pt = pt;
             aa_mb = mb;
           }
-          if (ntr * s->pt >= ck_round_up(s->P, s->pt)) break; /* one gather tile per job */
+          if (subs == 1) break; /* one gather tile per job */
         }
+        s->pt = best_pt;
       } else {
         if (per > 1) s->jt = per * s->pt;
         if (s->jt > ck_round_up(s->P, s->pt)) s->jt = ck_round_up(s->P, s->pt);
@@ -410,11 +429,18 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
         mode == MODE_TAP_SUM
             ? ck_gc_floats_bytes(ck_gc_mul(ck_gc_mul(s->ngroups, s->mb, &ok), s->pt, &ok), &ok)
             : 0;
+    size_t mb_hi = 0, mb_lo = mg; /* the largest and smallest channel blocks */
+    for (size_t b = 0; b < s->nmb; b++) {
+      size_t m0;
+      const size_t mb = chan_block(s, mg, b, &m0);
+      if (mb > mb_hi) mb_hi = mb;
+      if (mb < mb_lo) mb_lo = mb;
+    }
     s->eng_bytes = 0;
     for (size_t q = 0; q < s->ngroups; q++) { /* the groups' inner dimensions differ at edges */
       const size_t last_job = s->P - (s->ntiles - 1) * s->jt, last_gather = last_job % s->pt;
       size_t b = ck_gc_gemm_workspace(ctx->kern, &s->r, s->pt, last_gather ? last_gather : s->pt,
-                                      s->mb, mg - (s->nmb - 1) * s->mb, group_k(s, pb, q), 1, &ok);
+                                      mb_hi, mb_lo, group_k(s, pb, q), 1, &ok);
       if (b > s->eng_bytes) s->eng_bytes = b;
     }
     jobs = N * G * s->ntiles * s->nmb;
@@ -516,7 +542,8 @@ static void tap_gemm(const run_args *a, tap_unit un, size_t blk, size_t t, const
   const size_t M = (size_t)d->out_channels, P = s->P;
   const size_t mg = (size_t)pb->cout_g, k = group_k(s, pb, t);
   const int nchw = s->r.pix_is_b;
-  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  size_t m0;
+  const size_t mb = chan_block(s, mg, blk, &m0);
   ck_gc_tile tl = {.np = un.np,
                    .mb = mb,
                    .k = k,
@@ -548,7 +575,8 @@ static void tap_sum(const run_args *a, tap_unit un, size_t blk, const float *y) 
   const kn2row_state *s = a->s;
   const size_t M = (size_t)pb->d.out_channels, P = s->P, mg = (size_t)pb->cout_g;
   const int nchw = s->r.pix_is_b;
-  const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
+  size_t m0;
+  const size_t mb = chan_block(s, mg, blk, &m0);
   const size_t y_ld = nchw ? s->pt : mb, tstride = mb * s->pt;
   float *out_t = nchw ? a->out + (un.n * M + un.g * mg + m0) * P + un.p0
                       : a->out + (un.n * P + un.p0) * M + un.g * mg + m0;

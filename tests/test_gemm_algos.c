@@ -4,6 +4,7 @@
  * and channel blocks, and the workspace contract (exact size, any alignment, contents ignored). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,21 +38,29 @@ static void set_pads(ck_conv_desc *d, int t, int b, int l, int r) {
   d->pad_right = r;
 }
 
-/* Every GEMM algorithm, both layouts, every ISA, the given thread counts, against the
- * reference (ckt_check_conv also checks guard zones and caller vs own workspace bits). */
-static void check_everywhere(ck_conv_desc d, const int *threads, int nthreads) {
+/* One algorithm, both layouts, every ISA, the given thread counts, against the reference
+ * (ckt_check_conv also checks guard zones and caller vs own workspace bits); `what` names the
+ * case in a failure. */
+static void check_algo(ck_conv_desc d, ck_algo algo, const int *threads, int nthreads,
+                       const char *what) {
   ck_isa isas[4];
   int nisa = ckt_available_isas(isas, 4);
   char msg[1024];
   for (int lay = 0; lay < 2; lay++) {
     d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
-    for (size_t a = 0; a < NALGOS; a++)
-      for (int i = 0; i < nisa; i++)
-        for (int t = 0; t < nthreads; t++) {
-          int rc = ckt_check_conv(&d, gemm_algos[a], isas[i], threads[t], msg, sizeof msg);
-          cr_assert_eq(rc, 0, "%s (%d threads)", msg, threads[t]);
-        }
+    for (int i = 0; i < nisa; i++)
+      for (int t = 0; t < nthreads; t++) {
+        int rc = ckt_check_conv(&d, algo, isas[i], threads[t], msg, sizeof msg);
+        cr_assert_eq(rc, 0, "%s: %s (%d threads, budget shift %d)", what, msg, threads[t],
+                     ck_gc_budget_shift);
+      }
   }
+}
+
+/* Every GEMM algorithm, as check_algo. */
+static void check_everywhere(ck_conv_desc d, const int *threads, int nthreads) {
+  for (size_t a = 0; a < NALGOS; a++)
+    check_algo(d, gemm_algos[a], threads, nthreads, ck_algo_name(gemm_algos[a]));
 }
 
 static const int one_two[] = {1, 2};
@@ -133,9 +142,6 @@ Test(gemm_algos, several_tiles_bands_and_blocks) {
 Test(gemm_algos, kn2row_row_jobs_packed_and_plain) {
   static const int threads[] = {1, 3};
   static const int widths[] = {28, 32, 30, 29};
-  ck_isa isas[4];
-  int nisa = ckt_available_isas(isas, 4);
-  char msg[1024];
   for (int shift = 2; shift <= 6; shift += 4) {
     ck_gc_budget_shift = shift;
     for (int wi = 0; wi < 4; wi++) {
@@ -143,15 +149,9 @@ Test(gemm_algos, kn2row_row_jobs_packed_and_plain) {
       set_pads(&d, 3, 1, 2, 0);
       d.dilation_height = 2;
       d.activation = CK_ACTIVATION_RELU;
-      for (int lay = 0; lay < 2; lay++) {
-        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
-        for (int i = 0; i < nisa; i++)
-          for (int t = 0; t < 2; t++) {
-            int rc = ckt_check_conv(&d, CK_ALGO_KN2ROW, isas[i], threads[t], msg, sizeof msg);
-            cr_assert_eq(rc, 0, "width %d: %s (%d threads, budget shift %d)", widths[wi], msg,
-                         threads[t], shift);
-          }
-      }
+      char what[32];
+      snprintf(what, sizeof what, "width %d", widths[wi]);
+      check_algo(d, CK_ALGO_KN2ROW, threads, 2, what);
     }
   }
   ck_gc_budget_shift = 0;
@@ -163,9 +163,6 @@ Test(gemm_algos, kn2row_row_jobs_packed_and_plain) {
  * bands (budgets divided by 64), at 1 and 3 threads. */
 Test(gemm_algos, mec_folded_rows) {
   static const int threads[] = {1, 3};
-  ck_isa isas[4];
-  int nisa = ckt_available_isas(isas, 4);
-  char msg[1024];
   ck_conv_desc shapes[3];
   shapes[0] = make_desc(1, 8, 7, 7, 40, 3, 3); /* 7x7 */
   set_pads(&shapes[0], 1, 1, 1, 1);
@@ -178,14 +175,9 @@ Test(gemm_algos, mec_folded_rows) {
     ck_gc_budget_shift = shift;
     for (int sidx = 0; sidx < 3; sidx++) {
       ck_conv_desc d = shapes[sidx];
-      for (int lay = 0; lay < 2; lay++) {
-        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
-        for (int i = 0; i < nisa; i++)
-          for (int t = 0; t < 2; t++) {
-            int rc = ckt_check_conv(&d, CK_ALGO_MEC, isas[i], threads[t], msg, sizeof msg);
-            cr_assert_eq(rc, 0, "%s (%d threads, budget shift %d)", msg, threads[t], shift);
-          }
-      }
+      char what[16];
+      snprintf(what, sizeof what, "shape %d", sidx);
+      check_algo(d, CK_ALGO_MEC, threads, 2, what);
     }
   }
   ck_gc_budget_shift = 0;
@@ -232,9 +224,6 @@ Test(gemm_algos, kn2row_aa_balanced_jobs) {
  * every ISA and layout splits them into many chunks, the last one shorter. */
 Test(gemm_algos, kn2row_aa_channel_chunks) {
   static const int threads[] = {1, 2, 3};
-  ck_isa isas[4];
-  int nisa = ckt_available_isas(isas, 4);
-  char msg[1024];
   ck_conv_desc shapes[3];
   shapes[0] = make_desc(1, 300, 5, 37, 40, 3, 3);
   set_pads(&shapes[0], 1, 0, 1, 2);
@@ -249,15 +238,9 @@ Test(gemm_algos, kn2row_aa_channel_chunks) {
     ck_gc_budget_shift = shift;
     for (int sidx = 0; sidx < 3; sidx++) {
       ck_conv_desc d = shapes[sidx];
-      for (int lay = 0; lay < 2; lay++) {
-        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
-        for (int i = 0; i < nisa; i++)
-          for (int t = 0; t < 3; t++) {
-            int rc = ckt_check_conv(&d, CK_ALGO_KN2ROW_AA, isas[i], threads[t], msg, sizeof msg);
-            cr_assert_eq(rc, 0, "shape %d: %s (%d threads, budget shift %d)", sidx, msg, threads[t],
-                         shift);
-          }
-      }
+      char what[16];
+      snprintf(what, sizeof what, "shape %d", sidx);
+      check_algo(d, CK_ALGO_KN2ROW_AA, threads, 3, what);
     }
   }
   ck_gc_budget_shift = 0;

@@ -24,98 +24,109 @@
 
 enum { MR = 7, NR = 64 };
 
-/* The kernel for R <= MR rows and V 16-channel vectors per row, one function per (R, V) with both
- * literals in every loop bound (clang and gcc unroll and promote the accumulators to registers
- * only for literal bounds). The positions of a tap stay MR apart whatever R is (the indirection
- * is laid out for MR-row tiles), and a weight row stays NR floats whatever V is (the packing). */
-#define CK_IGEMM_BODY(R, V)                                                                        \
+/* The kernel for R <= MR rows and V 16-channel vectors per row. Every call passes literals for
+ * both, so each instance below is compiled with literal loop bounds (gcc and clang unroll and
+ * keep the accumulators in registers only then). The positions of a tap stay MR apart whatever R
+ * is (the indirection is laid out for MR-row tiles), and a weight row stays NR floats whatever V
+ * is (the packing). */
+static inline __attribute__((always_inline)) void tile(const int R, const int V, size_t mr,
+                                                       size_t nr, size_t kc, size_t ks,
+                                                       const float **a, size_t a_offset,
+                                                       const float *zero, const float *w, float *c,
+                                                       size_t cm_stride, const ck_clamp_params *p) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 7
+  for (int i = 0; i < R; i++) {
+#pragma GCC unroll 4
+    for (int j = 0; j < V; j++) acc[i][j] = _mm512_loadu_ps(w + 16 * j);
+  }
+  w += NR;
+  do {
+    /* Rows past mr repeat row 0: computed, never stored, and a[i >= mr] is never read. */
+    const float *r[MR];
+#pragma GCC unroll 7
+    for (int i = 0; i < R; i++) {
+      const float *ai = (size_t)i < mr ? a[i] : a[0];
+      r[i] = ck_rebase(ai, a_offset, zero);
+    }
+    a += MR;
+    for (size_t k = 0; k < kc; k++, w += NR) {
+      /* The weights stream from L2 (from L3 for the first tile that reads a block when a
+       * layer's blocks outgrow L2): the lines of this k's V vectors, 16 channels (4 KiB)
+       * ahead. A prefetch is a hint, not a load: it may name lines past the panel and never
+       * faults; the address is formed in uintptr_t, outside C pointer arithmetic. */
+#pragma GCC unroll 4
+      for (int j = 0; j < V; j++)
+        _mm_prefetch((const char *)((uintptr_t)w + 4096 + 64 * (size_t)j), _MM_HINT_T0);
+      __m512 wv[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < V; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
+#pragma GCC unroll 7
+      for (int i = 0; i < R; i++) {
+        const __m512 x = _mm512_set1_ps(r[i][k]);
+#pragma GCC unroll 4
+        for (int j = 0; j < V; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
+      }
+    }
+  } while (--ks != 0);
+
+  /* Columns [16j, 16j + 16) of vector j that are below nr. */
+  __mmask16 m[4];
+#pragma GCC unroll 4
+  for (int j = 0; j < V; j++) {
+    const size_t lo = 16 * (size_t)j, n = nr <= lo ? 0 : nr - lo;
+    m[j] = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+  }
+  /* No activation: skip the clamp, 2*R*V operations on the FMA ports. */
+  if (!(p->min > -INFINITY || p->max < INFINITY)) {
+#pragma GCC unroll 7
+    for (int i = 0; i < R; i++) {
+      if ((size_t)i >= mr) break;
+#pragma GCC unroll 4
+      for (int j = 0; j < V; j++)
+        _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16 * j, m[j], acc[i][j]);
+    }
+    return;
+  }
+  /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */
+  const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);
+#pragma GCC unroll 7
+  for (int i = 0; i < R; i++) {
+    if ((size_t)i >= mr) break;
+#pragma GCC unroll 4
+    for (int j = 0; j < V; j++)
+      _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16 * j, m[j],
+                            _mm512_min_ps(vmax, _mm512_max_ps(vmin, acc[i][j])));
+  }
+}
+
+/* Each body in its own function: one register allocation per (R, V), not one for all eight. */
+typedef void body_fn(size_t mr, size_t nr, size_t kc, size_t ks, const float **a, size_t a_offset,
+                     const float *zero, const float *w, float *c, size_t cm_stride,
+                     const ck_clamp_params *p);
+#define CK_IGEMM_INSTANCE(R, V)                                                                    \
   static __attribute__((noinline)) void rows##R##_v##V(                                            \
       size_t mr, size_t nr, size_t kc, size_t ks, const float **a, size_t a_offset,                \
       const float *zero, const float *w, float *c, size_t cm_stride, const ck_clamp_params *p) {   \
-    __m512 acc[R][V];                                                                              \
-    _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                          \
-      _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) acc[i][j] = _mm512_loadu_ps(w + 16 * j); \
-    }                                                                                              \
-    w += NR;                                                                                       \
-    do {                                                                                           \
-      /* Rows past mr repeat row 0: computed, never stored, and a[i >= mr] is never read. */       \
-      const float *r[R];                                                                           \
-      _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                        \
-        const float *ai = (size_t)i < mr ? a[i] : a[0];                                            \
-        r[i] = ck_rebase(ai, a_offset, zero);                                                      \
-      }                                                                                            \
-      a += MR;                                                                                     \
-      for (size_t k = 0; k < kc; k++, w += NR) {                                                   \
-        /* The weights stream from L2 (from L3 for the first tile that reads a block when a        \
-         * layer's blocks outgrow L2): the lines of this k's V vectors, 16 channels (4 KiB)        \
-         * ahead. A prefetch is a hint, not a load: it may name lines past the panel and never     \
-         * faults; the address is formed in uintptr_t, outside C pointer arithmetic. */            \
-        _Pragma("GCC unroll 4") for (int j = 0; j < V; j++)                                        \
-            _mm_prefetch((const char *)((uintptr_t)w + 4096 + 64 * (size_t)j), _MM_HINT_T0);       \
-        __m512 wv[V];                                                                              \
-        _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);   \
-        _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                      \
-          const __m512 x = _mm512_set1_ps(r[i][k]);                                                \
-          _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) acc[i][j] =                          \
-              _mm512_fmadd_ps(x, wv[j], acc[i][j]);                                                \
-        }                                                                                          \
-      }                                                                                            \
-    } while (--ks != 0);                                                                           \
-                                                                                                   \
-    /* Columns [16j, 16j + 16) of vector j that are below nr. */                                   \
-    __mmask16 m[V];                                                                                \
-    _Pragma("GCC unroll 4") for (int j = 0; j < V; j++) {                                          \
-      const size_t lo = 16 * (size_t)j, n = nr <= lo ? 0 : nr - lo;                                \
-      m[j] = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);                             \
-    }                                                                                              \
-    /* No activation: skip the clamp, 2*R*V operations on the FMA ports. */                        \
-    if (!(p->min > -INFINITY || p->max < INFINITY)) {                                              \
-      _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                        \
-        if ((size_t)i >= mr) break;                                                                \
-        _Pragma("GCC unroll 4") for (int j = 0; j < V; j++)                                        \
-            _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16 * j, m[j], acc[i][j]);            \
-      }                                                                                            \
-      return;                                                                                      \
-    }                                                                                              \
-    /* max(min, c) then min(max, c): the second operand wins on NaN, so NaN stays NaN. */          \
-    const __m512 vmin = _mm512_set1_ps(p->min), vmax = _mm512_set1_ps(p->max);                     \
-    _Pragma("GCC unroll 7") for (int i = 0; i < R; i++) {                                          \
-      if ((size_t)i >= mr) break;                                                                  \
-      _Pragma("GCC unroll 4") for (int j = 0; j < V; j++)                                          \
-          _mm512_mask_storeu_ps(c + (size_t)i * cm_stride + 16 * j, m[j],                          \
-                                _mm512_min_ps(vmax, _mm512_max_ps(vmin, acc[i][j])));              \
-    }                                                                                              \
+    tile(R, V, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);                             \
   }
+CK_IGEMM_INSTANCE(7, 4)
+CK_IGEMM_INSTANCE(4, 4)
+CK_IGEMM_INSTANCE(2, 4)
+CK_IGEMM_INSTANCE(1, 4)
+CK_IGEMM_INSTANCE(7, 2)
+CK_IGEMM_INSTANCE(4, 2)
+CK_IGEMM_INSTANCE(2, 2)
+CK_IGEMM_INSTANCE(1, 2)
+#undef CK_IGEMM_INSTANCE
 
-CK_IGEMM_BODY(7, 4)
-CK_IGEMM_BODY(4, 4)
-CK_IGEMM_BODY(2, 4)
-CK_IGEMM_BODY(1, 4)
-CK_IGEMM_BODY(7, 2)
-CK_IGEMM_BODY(4, 2)
-CK_IGEMM_BODY(2, 2)
-CK_IGEMM_BODY(1, 2)
+/* [nr > 32][rows class of mr: 1, 2, 3-4, 5-7] */
+static body_fn *const bodies[2][4] = {{rows1_v2, rows2_v2, rows4_v2, rows7_v2},
+                                      {rows1_v4, rows2_v4, rows4_v4, rows7_v4}};
 
 void ck_f32_igemm_7x64__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
                                size_t a_offset, const float *zero, const float *w, float *c,
                                size_t cm_stride, const ck_clamp_params *p) {
-  if (nr > 32) {
-    if (mr > 4)
-      rows7_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-    else if (mr > 2)
-      rows4_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-    else if (mr == 2)
-      rows2_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-    else
-      rows1_v4(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-  } else {
-    if (mr > 4)
-      rows7_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-    else if (mr > 2)
-      rows4_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-    else if (mr == 2)
-      rows2_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-    else
-      rows1_v2(mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
-  }
+  const int rows = mr > 4 ? 3 : mr > 2 ? 2 : mr == 2 ? 1 : 0;
+  bodies[nr > 32][rows](mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
 }

@@ -62,6 +62,8 @@
 #define MEC_DW_BAND_FLOATS (5632u)
 /* NCHW lowering cuts planned per batch (8 KiB of stack): a band's panels, rows and taps. */
 #define MEC_CUTS 256
+/* Channel planes ahead at which the NCHW output tile's stores prefetch their lines. */
+#define AHEAD 16
 
 typedef struct {
   ck_gc_roles r; /* pixels (rows of L) are A, the filter is packed B */
@@ -430,6 +432,12 @@ static void lower_unit(const ck_conv_ctx *ctx, const float *in, mec_unit un, siz
              un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo, p_hi, u_lo, u_hi, un.p0, l);
 }
 
+/* The cache lines of o[0..len), for writing. */
+static inline void prefetch_run(const float *o, size_t len) {
+  for (size_t x = 0; x < len; x += 64 / sizeof(float)) __builtin_prefetch(o + x, 1, 3);
+  __builtin_prefetch(o + len - 1, 1, 3);
+}
+
 /* The GEMMs of channel block blk of a unit whose L (its chunk) is lowered, and their output. */
 static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t blk, const float *l,
                       float *tmp, void *ews) {
@@ -481,8 +489,14 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
           memcpy(out + ((n * OH + oh) * OW + ow0 + x) * M + g * mg + m0, t + x * mb,
                  mb * sizeof(float));
       } else {
-        for (size_t m = 0; m < mb; m++) {
-          float *o = out + ((n * M + g * mg + m0 + m) * OH + oh) * OW + ow0;
+        /* The run of each channel plane is a store to lines not in L1: fetched AHEAD
+         * channels in advance, so that the fills overlap instead of draining the store
+         * buffer one miss at a time. */
+        float *o = out + ((n * M + g * mg + m0) * OH + oh) * OW + ow0;
+        const size_t plane = OH * OW;
+        for (size_t m = 0; m < AHEAD && m < mb; m++) prefetch_run(o + m * plane, len);
+        for (size_t m = 0; m < mb; m++, o += plane) {
+          if (m + AHEAD < mb) prefetch_run(o + AHEAD * plane, len);
           for (size_t x = 0; x < len; x++) o[x] = t[x * mb + m];
         }
       }

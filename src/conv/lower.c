@@ -17,20 +17,6 @@ static inline void copy_floats(float *dst, const float *src, size_t n) {
   for (; t < n; t++) dst[t] = src[t];
 }
 
-/* dst[t] = in[src + 2t] for t in [lo, hi): stride-2 layers, four at a time from two 4-float
- * loads. The second load reaches in[src + 2t + 7], which is read only when element t+4 is in the
- * range (so in[src + 2t + 8] is inside the image row): nothing past the last element the copy
- * needs. */
-static inline void copy_even(float *dst, const float *in, long src, size_t lo, size_t hi) {
-  size_t t = lo;
-  for (; t + 5 <= hi; t += 4) {
-    const float *p = in + (src + 2 * (long)t);
-    const v4f a = *(const v4f *)p, b = *(const v4f *)(p + 4);
-    *(v4f *)(dst + t) = __builtin_shufflevector(a, b, 0, 2, 4, 6);
-  }
-  for (; t < hi; t++) dst[t] = in[src + 2 * (long)t];
-}
-
 static inline void zero_floats(float *dst, size_t n) {
   size_t t = 0;
   for (; t + 4 <= n; t += 4) *(v4f *)(dst + t) = (v4f){0};
@@ -94,8 +80,6 @@ static inline __attribute__((always_inline)) void apply_cuts(const ck_lower_cut 
         zero_floats(out, x->lo);
         if (step == 1) {
           copy_floats(out + x->lo, in_g + x->src + (long)x->lo, x->hi - x->lo);
-        } else if (step == 2) {
-          copy_even(out, in_g, x->src, x->lo, x->hi);
         } else {
           for (size_t t = x->lo; t < x->hi; t++) out[t] = in_g[x->src + (long)t * step];
         }

@@ -18,6 +18,14 @@ static int is_1x1(const ck_conv_desc *d) {
          d->pad_left == 0 && d->pad_right == 0;
 }
 
+/* The share of the GEMM's pixel columns that hold pixels when the output's pixels are cut into
+ * panels of NR (NCHW puts the pixels in B): 1 for a multiple of NR, 49/64 for 49 pixels and
+ * NR 32. An edge panel costs as much as a full one. */
+static double pixel_panels_fill(size_t pixels, const ck_kernels *kern) {
+  const size_t nr = (size_t)kern->nr;
+  return (double)pixels / (double)(ck_div_up(pixels, nr) * nr);
+}
+
 #define PREF(...)                                                                                  \
   do {                                                                                             \
     const ck_algo o_[CK_PLANNER_MAX_CANDIDATES] = {__VA_ARGS__};                                   \
@@ -30,7 +38,6 @@ static int is_1x1(const ck_conv_desc *d) {
  * order is the fallback for tighter workspace limits, fastest first. */
 int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threads,
                     ck_algo order[CK_PLANNER_MAX_CANDIDATES], int *contenders) {
-  (void)kern;
   (void)threads;
   const ck_conv_desc *d = &pb->d;
   const size_t out_pixels = (size_t)pb->out_h * pb->out_w;
@@ -50,9 +57,13 @@ int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threa
      * the indirect GEMM took 0.47-0.66 ms against 0.58-0.79 on 2 threads, and won 2 of 3 on 1). */
     PREF(CK_ALGO_INDIRECT, CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
-  } else if (is_1x1(d)) {
+  } else if (is_1x1(d) && pixel_panels_fill(out_pixels, kern) >= 0.8) {
     /* NCHW 1x1: a GEMM on the input as it is, where the indirect GEMM would transpose input and
-     * output, as costly as the GEMM itself (3-7x slower on the suite's 1x1 layers). */
+     * output, as costly as the GEMM itself (3-7x slower on the suite's 1x1 layers). Not when the
+     * pixels fill their GEMM panels badly: resnet50 res5 reduce's 7x7 output is 49 pixels in
+     * 64 columns of two AVX-512 panels, and the indirect GEMM (7-row tiles, none wasted) took
+     * 1.36 ms against im2col's 1.51 on 1 thread, 0.82 against 0.91 on 2 (medians of 3 suite
+     * runs, end of session 4); its transposes are small at 49 pixels. */
     PREF(CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_MEC, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
   } else if (pb->cin_g >= 16 && pb->cin_g <= 128 && out_pixels > 56 * 56) {

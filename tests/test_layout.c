@@ -1,8 +1,9 @@
 /* The layout transposes: every ISA's tile kernel against a plain double loop on its full tile
  * with padded strides, and the NCHW <-> NHWC conversions built on them against the definition
- * for ragged sizes (1, below, at and past the tile, a 4 KiB-multiple stride), batch 2 and 1 and
- * 2 threads. Every buffer is an exact allocation (the sanitizers catch an over-read) and the
- * destination's padding keeps a guard value (nothing written outside the tile). */
+ * for ragged sizes (1, below, at and past the tile, a 4 KiB-multiple stride, several blocks of
+ * the conversion's jobs along either side, with ragged last blocks), batch 2 and 1 and 2 threads.
+ * Every buffer is an exact allocation (the sanitizers catch an over-read) and the destination's
+ * padding keeps a guard value (nothing written outside the tile). */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,8 @@ Test(layout, tile_kernels_match_the_definition) {
 
 Test(layout, nchw_nhwc_round_trip_matches_the_definition) {
   load_tables();
-  static const size_t channels[] = {1, 3, 7, 8, 16, 17, 33, 64};
-  static const size_t pixels[] = {1, 5, 15, 16, 49, 1027, 1024};
+  static const size_t channels[] = {1, 3, 7, 8, 16, 17, 33, 64, 130, 200};
+  static const size_t pixels[] = {1, 5, 15, 16, 49, 300, 1027, 1024, 2100};
   uint64_t rng = 12;
   for (int ti = 0; ti < ntables; ti++)
     for (size_t ci = 0; ci < sizeof channels / sizeof *channels; ci++)

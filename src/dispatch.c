@@ -127,6 +127,8 @@ const ck_kernels ck_kernels_avx512 = {
 
     /* layout transpose: 16 x 16 tiles in zmm registers, whole 64-byte lines on both sides */
     .transpose = ck_f32_transpose_16x16__avx512,
+    .transpose_stream = ck_f32_transpose_16x16__avx512_stream,
+    .transpose_fence = ck_transpose_fence__avx512,
     .transpose_tile = 16,
 };
 #endif

@@ -142,9 +142,18 @@ typedef void (*ck_dwconv_ukernel)(size_t channels, size_t pixels, size_t ks, con
  * code does partial tiles itself. NCHW <-> NHWC conversions (src/conv/layout.c) run on it. */
 typedef void (*ck_transpose_ukernel)(const float *src, size_t lds, float *dst, size_t ldd);
 
+/* The streaming form (optional, NULL where the ISA has none): the same tile and bits, but when
+ * dst and ldd put every destination row on a whole 64-byte line, the rows are written with
+ * non-temporal stores, which skip reading the lines first and do not fill the caches with them;
+ * otherwise as transpose. Such stores are weakly ordered: a caller runs the table's
+ * transpose_fence after its last call before anyone else reads the destination. */
+typedef void (*ck_transpose_fence_fn)(void);
+
 void ck_f32_transpose_8x8__generic(const float *src, size_t lds, float *dst, size_t ldd);
 void ck_f32_transpose_8x8__avx2(const float *src, size_t lds, float *dst, size_t ldd);
 void ck_f32_transpose_16x16__avx512(const float *src, size_t lds, float *dst, size_t ldd);
+void ck_f32_transpose_16x16__avx512_stream(const float *src, size_t lds, float *dst, size_t ldd);
+void ck_transpose_fence__avx512(void);
 
 /* ---- The table ---------------------------------------------------------------------------- */
 
@@ -177,6 +186,8 @@ typedef struct ck_kernels {
   int dw_cb;
 
   ck_transpose_ukernel transpose;
+  ck_transpose_ukernel transpose_stream; /* NULL: none */
+  ck_transpose_fence_fn transpose_fence; /* with transpose_stream */
   int transpose_tile;
 } ck_kernels;
 

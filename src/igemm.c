@@ -89,20 +89,19 @@ static void run_unit(const ck_igemm_op *op, const float *packed, size_t a_offset
     const int merged = op->merged != NULL && op->merged[tile];
     const size_t kc = merged ? op->kc_merged : op->kc;
     const size_t ks = live_taps(a, merged ? op->ks_merged : op->ks, MR, op->zero);
-    /* The next tile's output lines, fetched while this tile computes, so that its stores
-     * find them in cache instead of each waiting for its line from memory. */
-    if (tile + 1 < tile1) {
-      const size_t p1 = p0 + MR, rows = ck_min_size(MR, op->pixels - p1);
-      const size_t c0 = block0 * NR, c1 = ck_min_size(op->n, block1 * NR);
-      for (size_t i = 0; i < rows; i++) {
-        const uintptr_t q = (uintptr_t)(out + (p1 + i) * op->out_stride);
-        for (uintptr_t l = (q + c0 * sizeof(float)) & ~(uintptr_t)(CK_IGEMM_LINE - 1);
-             l < q + c1 * sizeof(float); l += CK_IGEMM_LINE)
-          __builtin_prefetch((const void *)l, 1, 3);
-      }
-    }
     for (size_t b = block0; b < block1; b++) {
       const size_t nr = ck_min_size(NR, op->n - b * NR);
+      /* The next tile's output lines of this block, fetched while this tile computes, so that
+       * its stores find them in cache instead of each waiting for its line from memory. */
+      if (tile + 1 < tile1) {
+        const size_t p1 = p0 + MR, rows = ck_min_size(MR, op->pixels - p1);
+        for (size_t i = 0; i < rows; i++) {
+          const uintptr_t q = (uintptr_t)(out + (p1 + i) * op->out_stride + b * NR);
+          for (uintptr_t l = q & ~(uintptr_t)(CK_IGEMM_LINE - 1); l < q + nr * sizeof(float);
+               l += CK_IGEMM_LINE)
+            __builtin_prefetch((const void *)l, 1, 3);
+        }
+      }
       k->igemm(mr, nr, kc, ks, a, a_offset, op->zero, packed + b * block_floats,
                out + p0 * op->out_stride + b * NR, op->out_stride, &op->clamp);
     }

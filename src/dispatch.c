@@ -97,15 +97,15 @@ const ck_kernels ck_kernels_avx512 = {
     .name = "avx512",
 
     /* packed GEMM (gemm.c derives KC and NC from the caches when the OS reports them; these are
-       the values for L1d 48 KiB, L2 2 MiB): KC x MR of A = 21 KiB in L1, KC x NC of B = 768 KiB
-       in L2, MC x KC of A in L3 */
+       the values for L1d 48 KiB, L2 2 MiB): KC x MR of A = 21 KiB in L1, KC x NC of B = 384 KiB
+       in L2 (twice: the prefetching kernel fetches the next block meanwhile), MC x KC of A in L3 */
     .gemm = ck_f32_gemm_14x32__avx512,
     .gemm_name = "ck_f32_gemm_14x32__avx512",
     .mr = 14,
     .nr = 32,
     .mc = 840,
     .kc = 384,
-    .nc = 512,
+    .nc = 256,
     .gemm_packt = ck_f32_gemm_packt__avx512,
     .gemm_packn = ck_f32_gemm_packn__avx512,
     .gemm_direct = ck_f32_gemm_direct_14x32__avx512,

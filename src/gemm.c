@@ -89,7 +89,10 @@ static void cache_sizes(size_t *l1, size_t *l2) {
 /* KC and NC for a table: derived from the caches when the OS reports them, else the table's.
  *   KC: A's KC x MR micro-panel takes 7/16 of L1d (the rest holds the B lines streaming through
  *       and the C tile); at most 512, beyond which fewer passes over C no longer pay.
- *   NC: the KC x NC block of B takes 3/8 of L2 (the rest holds A micro-panels and C tiles).
+ *   NC: the KC x NC block of B takes 3/8 of L2 (the rest holds A micro-panels and C tiles), or
+ *       3/16 with a prefetching kernel: the source of the next block then arrives in L2 while the
+ *       current one is used, and two blocks in 3/4 of L2 evict each other (measured at
+ *       128 x 784 x 1152: NC 256 instead of 512 is 7% faster; squares unchanged).
  * On this project's machines (L1d 48 KiB, L2 2 MiB) they give the tables' values. MC is the
  * table's: the A block only needs L3. */
 static void cache_blocks(const ck_kernels *kern, size_t *kc, size_t *nc) {
@@ -103,7 +106,8 @@ static void cache_blocks(const ck_kernels *kern, size_t *kc, size_t *nc) {
     *kc = k < 64 ? 64 : k > 512 ? 512 : k;
   }
   if (l2 >= 65536) {
-    const size_t n = l2 * 3 / 8 / (*kc * sizeof(float)) / nr * nr;
+    const size_t share = kern->gemm_prefetch ? l2 * 3 / 16 : l2 * 3 / 8;
+    const size_t n = share / (*kc * sizeof(float)) / nr * nr;
     *nc = n < nr ? nr : n;
   }
 }

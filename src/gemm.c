@@ -48,6 +48,7 @@ typedef struct {
   size_t mc, nic;  /* balanced MC blocks of rows (multiples of MR) */
   size_t nc;       /* columns of a packed B block (a multiple of NR) */
   int direct_a;    /* A is read in place by the direct kernel (see make_blocking) */
+  int wide;        /* A and B are read in place by the wide direct kernel (mr, nr are its tile) */
   size_t a_floats; /* per-thread packed-A block (0 when A is pre-packed or read in place) */
   size_t b_floats; /* per-thread packed-B block of KC x NC (0 when B is pre-packed) */
 } blocking;
@@ -115,8 +116,14 @@ static void cache_blocks(const ck_kernels *kern, size_t *kc, size_t *nc) {
 static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, blocking *bl) {
   size_t kc_max, nc_max;
   cache_blocks(kern, &kc_max, &nc_max);
-  bl->mr = (size_t)kern->mr;
-  bl->nr = (size_t)kern->nr;
+  /* At most direct_wide_nr columns of plain row-major operands: the wide direct kernel reads A and
+   * B in place, one tile spanning every column (no packing at all; a KC block of B is k x n
+   * contiguous floats when ldb = n). The choice depends on the shape only, and every kernel gives
+   * an element the same bits, so the thread count still changes nothing. */
+  bl->wide = kern->gemm_direct_wide != NULL && !p->a.packed && !p->b.packed &&
+             p->a.col_stride == 1 && p->b.col_stride == 1 && p->n <= (size_t)kern->direct_wide_nr;
+  bl->mr = (size_t)(bl->wide ? kern->direct_wide_mr : kern->mr);
+  bl->nr = (size_t)(bl->wide ? kern->direct_wide_nr : kern->nr);
   bl->kc = balance(p->k, kc_max, 1, &bl->nkb);
   bl->mc = balance(p->m, ck_round_up((size_t)kern->mc, bl->mr), bl->mr, &bl->nic);
   bl->nc = ck_round_up(nc_max, bl->nr);
@@ -131,12 +138,12 @@ static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, block
    * more pass over memory) then costs more than the direct kernel's broadcasts straight from the
    * rows of A lose (measured: a clear win up to n = 4*NR, a wash around 8*NR). B is still packed
    * (or pre-packed): its panels are rows NR apart, which the direct kernel reads as well. */
-  bl->direct_a =
-      !p->a.packed && p->a.col_stride == 1 && p->n <= 4 * bl->nr && kern->gemm_direct != NULL;
+  bl->direct_a = bl->wide || (!p->a.packed && p->a.col_stride == 1 && p->n <= 4 * bl->nr &&
+                              kern->gemm_direct != NULL);
   bl->a_floats = 0;
   bl->b_floats = 0;
   if (!p->a.packed && !bl->direct_a && !ck_mul_size(mc_cap, kc_cap, &bl->a_floats)) return 0;
-  if (!p->b.packed && !ck_mul_size(nc_cap, kc_cap, &bl->b_floats)) return 0;
+  if (!p->b.packed && !bl->wide && !ck_mul_size(nc_cap, kc_cap, &bl->b_floats)) return 0;
   return 1;
 }
 
@@ -256,6 +263,7 @@ typedef struct {
   blocking bl;
   size_t chunk, nch;            /* columns per task (a multiple of NR) and chunks per row block */
   ck_gemm_direct_fn direct_a;   /* non-NULL: A is read in place by the direct kernel */
+  size_t ldb;                   /* its rows of B: NR in a packed panel, B's own in place (wide) */
   ck_gemm_prefetch_fn prefetch; /* non-NULL: prefetch the next plain B block (see b_stream) */
 } job;
 
@@ -372,7 +380,7 @@ static void macro_tile(const job *jb, ck_gemm_epilogue *ep, int last, size_t kc,
       float *c = p->c + (i0 + i) * p->ldc + jj;
       ep->bias_col = last && p->bias_kind == CK_BIAS_PER_COL ? p->bias + jj : NULL;
       if (jb->direct_a) { /* a packed B panel is a row-major block with rows NR apart */
-        jb->direct_a(h, w, kc, a, p->a.row_stride, bp, nr, c, p->ldc, ep);
+        jb->direct_a(h, w, kc, a, p->a.row_stride, bp, jb->ldb, c, p->ldc, ep);
       } else if (pf && pf->total && h == mr && w == nr) {
         const size_t give = ck_min_size(pf->per_call, pf->total);
         pf->s.left = give;
@@ -406,7 +414,10 @@ static void task(const job *jb, worker *w, size_t t) {
       const size_t width = ck_min_size(jb->bl.nc, cols - jc);
       const float *b = w->b_buf;
       size_t b_stride = nr * kc;
-      if (p->b.packed) {
+      if (jb->bl.wide) { /* in place: the next NR columns are NR floats on */
+        b_stride = nr;
+        b = p->b.data + k0 * p->b.row_stride + j0 + jc;
+      } else if (p->b.packed) {
         b_stride = p->b.row_stride ? p->b.row_stride : nr * p->k; /* panel stride (gemm.h) */
         b = p->b.data + (j0 + jc) / nr * b_stride + k0 * nr;
       } else {
@@ -522,14 +533,15 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
   /* Small enough that packing would cost more than it saves (measured: up to about 192^3): the
    * direct kernel reads A and B in place, on this thread. Only within one KC block, where it
    * gives the packed path's bits. */
-  ck_gemm_direct_fn direct = kern->gemm_direct;
+  ck_gemm_direct_fn direct = jb.bl.wide ? kern->gemm_direct_wide : kern->gemm_direct;
   if (direct && flops <= 1.5e7 && jb.bl.nkb == 1 && !p->a.packed && !p->b.packed &&
       p->a.col_stride == 1 && p->b.col_stride == 1) {
     run_direct(direct, &jb.bl, p);
     return;
   }
   jb.direct_a = jb.bl.direct_a ? direct : NULL;
-  jb.prefetch = kern->gemm_prefetch;
+  jb.ldb = jb.bl.wide ? p->b.row_stride : jb.bl.nr;
+  jb.prefetch = jb.bl.wide ? NULL : kern->gemm_prefetch;
   choose_grid(&jb, threads);
   const size_t tasks = jb.bl.nic * jb.nch;
   if ((size_t)threads > tasks) threads = (int)tasks;

@@ -113,15 +113,23 @@ static void cache_blocks(const ck_kernels *kern, size_t *kc, size_t *nc) {
   }
 }
 
+/* Both operands plain and row-major: the direct kernels can read them in place. */
+static int plain_rows(const ck_gemm_problem *p) {
+  return !p->a.packed && !p->b.packed && p->a.col_stride == 1 && p->b.col_stride == 1;
+}
+
+/* At most direct_wide_nr columns of plain row-major operands: the wide direct kernel reads A and B
+ * in place, one tile spanning every column (no packing at all; a KC block of B is k x n contiguous
+ * floats when ldb = n). The choice depends on the shape only, and every kernel gives an element
+ * the same bits, so the thread count still changes nothing. */
+static int use_wide(const ck_kernels *kern, const ck_gemm_problem *p) {
+  return kern->gemm_direct_wide != NULL && plain_rows(p) && p->n <= (size_t)kern->direct_wide_nr;
+}
+
 static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, blocking *bl) {
   size_t kc_max, nc_max;
   cache_blocks(kern, &kc_max, &nc_max);
-  /* At most direct_wide_nr columns of plain row-major operands: the wide direct kernel reads A and
-   * B in place, one tile spanning every column (no packing at all; a KC block of B is k x n
-   * contiguous floats when ldb = n). The choice depends on the shape only, and every kernel gives
-   * an element the same bits, so the thread count still changes nothing. */
-  bl->wide = kern->gemm_direct_wide != NULL && !p->a.packed && !p->b.packed &&
-             p->a.col_stride == 1 && p->b.col_stride == 1 && p->n <= (size_t)kern->direct_wide_nr;
+  bl->wide = use_wide(kern, p);
   bl->mr = (size_t)(bl->wide ? kern->direct_wide_mr : kern->mr);
   bl->nr = (size_t)(bl->wide ? kern->direct_wide_nr : kern->nr);
   bl->kc = balance(p->k, kc_max, 1, &bl->nkb);
@@ -464,13 +472,13 @@ static void scale_only(const ck_gemm_problem *p) {
 }
 
 /* The whole problem by the direct kernel, tile by tile (one KC block, plain row-major A and B). */
-static void run_direct(ck_gemm_direct_fn direct, const blocking *bl, const ck_gemm_problem *p) {
+static void run_direct(ck_gemm_direct_fn direct, size_t mr, size_t nr, const ck_gemm_problem *p) {
   ck_gemm_epilogue ep = {p->alpha, p->beta, NULL, NULL, p->min, p->max};
-  for (size_t i = 0; i < p->m; i += bl->mr) {
+  for (size_t i = 0; i < p->m; i += mr) {
     ep.bias_row = p->bias_kind == CK_BIAS_PER_ROW ? p->bias + i : NULL;
-    for (size_t j = 0; j < p->n; j += bl->nr) {
+    for (size_t j = 0; j < p->n; j += nr) {
       ep.bias_col = p->bias_kind == CK_BIAS_PER_COL ? p->bias + j : NULL;
-      direct(ck_min_size(bl->mr, p->m - i), ck_min_size(bl->nr, p->n - j), p->k,
+      direct(ck_min_size(mr, p->m - i), ck_min_size(nr, p->n - j), p->k,
              p->a.data + i * p->a.row_stride, p->a.row_stride, p->b.data + j, p->b.row_stride,
              p->c + i * p->ldc + j, p->ldc, &ep);
     }
@@ -516,6 +524,22 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
     scale_only(p);
     return;
   }
+  /* Small enough that packing would cost more than it saves (measured: up to about 192^3): the
+   * direct kernel reads A and B in place, on this thread. Only within one KC block (k <= KC),
+   * where it gives the packed path's bits. Decided before any blocking is worked out: at 64^3
+   * the whole product takes a few microseconds. */
+  const double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
+  if (flops <= 1.5e7 && plain_rows(p)) {
+    size_t kc_max, nc_max;
+    cache_blocks(kern, &kc_max, &nc_max);
+    const int wide = use_wide(kern, p);
+    ck_gemm_direct_fn direct = wide ? kern->gemm_direct_wide : kern->gemm_direct;
+    if (direct && p->k <= kc_max) {
+      run_direct(direct, (size_t)(wide ? kern->direct_wide_mr : kern->mr),
+                 (size_t)(wide ? kern->direct_wide_nr : kern->nr), p);
+      return;
+    }
+  }
   job jb;
   jb.kern = kern;
   jb.p = p;
@@ -524,21 +548,12 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
     return; /* cannot happen after ck_gemm_workspace_size succeeded */
   if (threads < 1) threads = 1;
   /* Fewer threads when there is too little work to share (the bits do not depend on it). */
-  const double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
   const double min_flops_per_thread = 1e7; /* ~0.1 ms each: far above a region's cost */
   if ((double)threads * min_flops_per_thread > flops) {
     int t = (int)(flops / min_flops_per_thread);
     threads = t < 1 ? 1 : t;
   }
-  /* Small enough that packing would cost more than it saves (measured: up to about 192^3): the
-   * direct kernel reads A and B in place, on this thread. Only within one KC block, where it
-   * gives the packed path's bits. */
   ck_gemm_direct_fn direct = jb.bl.wide ? kern->gemm_direct_wide : kern->gemm_direct;
-  if (direct && flops <= 1.5e7 && jb.bl.nkb == 1 && !p->a.packed && !p->b.packed &&
-      p->a.col_stride == 1 && p->b.col_stride == 1) {
-    run_direct(direct, &jb.bl, p);
-    return;
-  }
   jb.direct_a = jb.bl.direct_a ? direct : NULL;
   jb.ldb = jb.bl.wide ? p->b.row_stride : jb.bl.nr;
   jb.prefetch = jb.bl.wide ? NULL : kern->gemm_prefetch;

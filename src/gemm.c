@@ -132,6 +132,16 @@ static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, block
   bl->wide = use_wide(kern, p);
   bl->mr = (size_t)(bl->wide ? kern->direct_wide_mr : kern->mr);
   bl->nr = (size_t)(bl->wide ? kern->direct_wide_nr : kern->nr);
+  if (bl->wide) {
+    /* Each k of a wide tile reads its A elements once (no micro-panel to keep in L1), and every
+     * row tile reads the KC x n block of B again: KC may grow until that block takes half of L2,
+     * which spares the passes over C and the short streams of A rows that each KC block restarts
+     * (512 x 49 x 4608: one block instead of 12, 1.20 -> 1.37 times OpenBLAS's speed). */
+    size_t l1, l2;
+    cache_sizes(&l1, &l2);
+    const size_t kc_l2 = l2 / 2 / (p->n * sizeof(float));
+    kc_max = kc_l2 > kc_max ? kc_l2 : kc_max;
+  }
   bl->kc = balance(p->k, kc_max, 1, &bl->nkb);
   bl->mc = balance(p->m, ck_round_up((size_t)kern->mc, bl->mr), bl->mr, &bl->nic);
   bl->nc = ck_round_up(nc_max, bl->nr);

@@ -21,7 +21,9 @@
  *
  * Two shapes skip packing where it costs more than it saves, through the ISA's direct kernel (the
  * micro-kernel reading unpacked rows, with the same arithmetic): tiny products (nothing packed)
- * and narrow ones (n <= 4*NR: A is used only n times, so it is read in place).
+ * and narrow ones (n <= 4*NR: A is used only n times, so it is read in place). Where the table
+ * has a wide direct kernel (AVX-512: 6 x 64), products of at most its NR columns with plain
+ * row-major operands use it instead, nothing packed, one tile spanning every column.
  *
  * Every C element belongs to exactly one micro-tile, and a micro-tile's k sum always runs over the
  * same KC blocks in ascending order, whatever the thread count or the task shape: results are

@@ -21,7 +21,9 @@
  *
  * Two shapes skip packing where it costs more than it saves, through the ISA's direct kernel (the
  * micro-kernel reading unpacked rows, with the same arithmetic): tiny products (nothing packed)
- * and narrow ones (n <= 4*NR: A is used only n times, so it is read in place).
+ * and narrow ones (n <= 4*NR: A is used only n times, so it is read in place). Where the table
+ * has a wide direct kernel (AVX-512: 6 x 64), products of at most its NR columns with plain
+ * row-major operands use it instead, nothing packed, one tile spanning every column.
  *
  * Every C element belongs to exactly one micro-tile, and a micro-tile's k sum always runs over the
  * same KC blocks in ascending order, whatever the thread count or the task shape: results are
@@ -48,6 +50,7 @@ typedef struct {
   size_t mc, nic;  /* balanced MC blocks of rows (multiples of MR) */
   size_t nc;       /* columns of a packed B block (a multiple of NR) */
   int direct_a;    /* A is read in place by the direct kernel (see make_blocking) */
+  int wide;        /* A and B are read in place by the wide direct kernel (mr, nr are its tile) */
   size_t a_floats; /* per-thread packed-A block (0 when A is pre-packed or read in place) */
   size_t b_floats; /* per-thread packed-B block of KC x NC (0 when B is pre-packed) */
 } blocking;
@@ -89,7 +92,10 @@ static void cache_sizes(size_t *l1, size_t *l2) {
 /* KC and NC for a table: derived from the caches when the OS reports them, else the table's.
  *   KC: A's KC x MR micro-panel takes 7/16 of L1d (the rest holds the B lines streaming through
  *       and the C tile); at most 512, beyond which fewer passes over C no longer pay.
- *   NC: the KC x NC block of B takes 3/8 of L2 (the rest holds A micro-panels and C tiles).
+ *   NC: the KC x NC block of B takes 3/8 of L2 (the rest holds A micro-panels and C tiles), or
+ *       3/16 with a prefetching kernel: the source of the next block then arrives in L2 while the
+ *       current one is used, and two blocks in 3/4 of L2 evict each other (measured at
+ *       128 x 784 x 1152: NC 256 instead of 512 is 7% faster; squares unchanged).
  * On this project's machines (L1d 48 KiB, L2 2 MiB) they give the tables' values. MC is the
  * table's: the A block only needs L3. */
 static void cache_blocks(const ck_kernels *kern, size_t *kc, size_t *nc) {
@@ -103,16 +109,41 @@ static void cache_blocks(const ck_kernels *kern, size_t *kc, size_t *nc) {
     *kc = k < 64 ? 64 : k > 512 ? 512 : k;
   }
   if (l2 >= 65536) {
-    const size_t n = l2 * 3 / 8 / (*kc * sizeof(float)) / nr * nr;
+    const size_t share = kern->gemm_prefetch ? l2 * 3 / 16 : l2 * 3 / 8;
+    const size_t n = share / (*kc * sizeof(float)) / nr * nr;
     *nc = n < nr ? nr : n;
   }
+}
+
+/* Both operands plain and row-major: the direct kernels can read them in place. */
+static int plain_rows(const ck_gemm_problem *p) {
+  return !p->a.packed && !p->b.packed && p->a.col_stride == 1 && p->b.col_stride == 1;
+}
+
+/* At most direct_wide_nr columns of plain row-major operands: the wide direct kernel reads A and B
+ * in place, one tile spanning every column (no packing at all; a KC block of B is k x n contiguous
+ * floats when ldb = n). The choice depends on the shape only, and every kernel gives an element
+ * the same bits, so the thread count still changes nothing. */
+static int use_wide(const ck_kernels *kern, const ck_gemm_problem *p) {
+  return kern->gemm_direct_wide != NULL && plain_rows(p) && p->n <= (size_t)kern->direct_wide_nr;
 }
 
 static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, blocking *bl) {
   size_t kc_max, nc_max;
   cache_blocks(kern, &kc_max, &nc_max);
-  bl->mr = (size_t)kern->mr;
-  bl->nr = (size_t)kern->nr;
+  bl->wide = use_wide(kern, p);
+  bl->mr = (size_t)(bl->wide ? kern->direct_wide_mr : kern->mr);
+  bl->nr = (size_t)(bl->wide ? kern->direct_wide_nr : kern->nr);
+  if (bl->wide) {
+    /* Each k of a wide tile reads its A elements once (no micro-panel to keep in L1), and every
+     * row tile reads the KC x n block of B again: KC may grow until that block takes half of L2,
+     * which spares the passes over C and the short streams of A rows that each KC block restarts
+     * (512 x 49 x 4608: one block instead of 12, 1.20 -> 1.37 times OpenBLAS's speed). */
+    size_t l1, l2;
+    cache_sizes(&l1, &l2);
+    const size_t kc_l2 = l2 / 2 / (p->n * sizeof(float));
+    kc_max = kc_l2 > kc_max ? kc_l2 : kc_max;
+  }
   bl->kc = balance(p->k, kc_max, 1, &bl->nkb);
   bl->mc = balance(p->m, ck_round_up((size_t)kern->mc, bl->mr), bl->mr, &bl->nic);
   bl->nc = ck_round_up(nc_max, bl->nr);
@@ -127,12 +158,12 @@ static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, block
    * more pass over memory) then costs more than the direct kernel's broadcasts straight from the
    * rows of A lose (measured: a clear win up to n = 4*NR, a wash around 8*NR). B is still packed
    * (or pre-packed): its panels are rows NR apart, which the direct kernel reads as well. */
-  bl->direct_a =
-      !p->a.packed && p->a.col_stride == 1 && p->n <= 4 * bl->nr && kern->gemm_direct != NULL;
+  bl->direct_a = bl->wide || (!p->a.packed && p->a.col_stride == 1 && p->n <= 4 * bl->nr &&
+                              kern->gemm_direct != NULL);
   bl->a_floats = 0;
   bl->b_floats = 0;
   if (!p->a.packed && !bl->direct_a && !ck_mul_size(mc_cap, kc_cap, &bl->a_floats)) return 0;
-  if (!p->b.packed && !ck_mul_size(nc_cap, kc_cap, &bl->b_floats)) return 0;
+  if (!p->b.packed && !bl->wide && !ck_mul_size(nc_cap, kc_cap, &bl->b_floats)) return 0;
   return 1;
 }
 
@@ -252,6 +283,7 @@ typedef struct {
   blocking bl;
   size_t chunk, nch;            /* columns per task (a multiple of NR) and chunks per row block */
   ck_gemm_direct_fn direct_a;   /* non-NULL: A is read in place by the direct kernel */
+  size_t ldb;                   /* its rows of B: NR in a packed panel, B's own in place (wide) */
   ck_gemm_prefetch_fn prefetch; /* non-NULL: prefetch the next plain B block (see b_stream) */
 } job;
 
@@ -338,12 +370,16 @@ static void pack_b_block(const job *jb, size_t k0, size_t kc, size_t j0, size_t 
 
 /* The source of the next B block, fetched into L2 by the prefetching kernel while the current
  * block is multiplied (see ck_gemm_prefetch in kernels.h): `total` lines, handed out `per_call` to
- * each full micro-tile (edge tiles use the plain kernel). */
+ * each full micro-tile (edge tiles use the plain kernel). Before a new KC block, the rows of A it
+ * will pack follow (`then`): the transposing pack otherwise waits on L3 for short row pieces
+ * (256 x 196 x 2304: the pack's share of the time 7.1-8.0% -> 5.8-6.4% in perf profiles). */
 enum { PREFETCH_ROWS = 24 }; /* most MR panels in a block that prefetches the next B block */
 
 typedef struct {
   ck_gemm_prefetch s;
   size_t total, per_call;
+  ck_gemm_prefetch then; /* taken up when s is done: the source of the next A block */
+  size_t then_total;
 } b_stream;
 
 /* Micro-tiles of rows [i0, i0+rows) x columns [j0, j0+cols) for one KC block: A and B packed,
@@ -358,7 +394,7 @@ static void macro_tile(const job *jb, ck_gemm_epilogue *ep, int last, size_t kc,
     if (full == 0)
       pf = NULL;
     else
-      pf->per_call = ck_min_size(ck_div_up(pf->total, full), kc);
+      pf->per_call = ck_min_size(ck_div_up(pf->total + pf->then_total, full), kc);
   }
   for (size_t i = 0; i < rows; i += mr, a += a_stride) {
     ep->bias_row = last && p->bias_kind == CK_BIAS_PER_ROW ? p->bias + i0 + i : NULL;
@@ -368,8 +404,13 @@ static void macro_tile(const job *jb, ck_gemm_epilogue *ep, int last, size_t kc,
       float *c = p->c + (i0 + i) * p->ldc + jj;
       ep->bias_col = last && p->bias_kind == CK_BIAS_PER_COL ? p->bias + jj : NULL;
       if (jb->direct_a) { /* a packed B panel is a row-major block with rows NR apart */
-        jb->direct_a(h, w, kc, a, p->a.row_stride, bp, nr, c, p->ldc, ep);
-      } else if (pf && pf->total && h == mr && w == nr) {
+        jb->direct_a(h, w, kc, a, p->a.row_stride, bp, jb->ldb, c, p->ldc, ep);
+      } else if (pf && (pf->total || pf->then_total) && h == mr && w == nr) {
+        if (pf->total == 0) {
+          pf->s = pf->then;
+          pf->total = pf->then_total;
+          pf->then_total = 0;
+        }
         const size_t give = ck_min_size(pf->per_call, pf->total);
         pf->s.left = give;
         jb->prefetch(h, w, kc, a, bp, c, p->ldc, ep, &pf->s);
@@ -402,7 +443,10 @@ static void task(const job *jb, worker *w, size_t t) {
       const size_t width = ck_min_size(jb->bl.nc, cols - jc);
       const float *b = w->b_buf;
       size_t b_stride = nr * kc;
-      if (p->b.packed) {
+      if (jb->bl.wide) { /* in place: the next NR columns are NR floats on */
+        b_stride = nr;
+        b = p->b.data + k0 * p->b.row_stride + j0 + jc;
+      } else if (p->b.packed) {
         b_stride = p->b.row_stride ? p->b.row_stride : nr * p->k; /* panel stride (gemm.h) */
         b = p->b.data + (j0 + jc) / nr * b_stride + k0 * nr;
       } else {
@@ -425,6 +469,14 @@ static void task(const job *jb, worker *w, size_t t) {
           next.s = (ck_gemm_prefetch){(const char *)(p->b.data + nk0 * p->b.row_stride + j0 + nj),
                                       0, row_bytes, p->b.row_stride * sizeof(float), 0};
           next.total = nkc * ck_div_up(row_bytes, 64);
+          next.then_total = 0;
+          /* the next KC block also needs a new A block, packed by this task from plain rows */
+          if (nj == 0 && !p->a.packed && !jb->direct_a && p->a.col_stride == 1) {
+            const size_t a_bytes = nkc * sizeof(float);
+            next.then = (ck_gemm_prefetch){(const char *)(p->a.data + i0 * p->a.row_stride + nk0),
+                                           0, a_bytes, p->a.row_stride * sizeof(float), 0};
+            next.then_total = rows * ck_div_up(a_bytes, 64);
+          }
           pf = &next;
         }
       }
@@ -449,13 +501,13 @@ static void scale_only(const ck_gemm_problem *p) {
 }
 
 /* The whole problem by the direct kernel, tile by tile (one KC block, plain row-major A and B). */
-static void run_direct(ck_gemm_direct_fn direct, const blocking *bl, const ck_gemm_problem *p) {
+static void run_direct(ck_gemm_direct_fn direct, size_t mr, size_t nr, const ck_gemm_problem *p) {
   ck_gemm_epilogue ep = {p->alpha, p->beta, NULL, NULL, p->min, p->max};
-  for (size_t i = 0; i < p->m; i += bl->mr) {
+  for (size_t i = 0; i < p->m; i += mr) {
     ep.bias_row = p->bias_kind == CK_BIAS_PER_ROW ? p->bias + i : NULL;
-    for (size_t j = 0; j < p->n; j += bl->nr) {
+    for (size_t j = 0; j < p->n; j += nr) {
       ep.bias_col = p->bias_kind == CK_BIAS_PER_COL ? p->bias + j : NULL;
-      direct(ck_min_size(bl->mr, p->m - i), ck_min_size(bl->nr, p->n - j), p->k,
+      direct(ck_min_size(mr, p->m - i), ck_min_size(nr, p->n - j), p->k,
              p->a.data + i * p->a.row_stride, p->a.row_stride, p->b.data + j, p->b.row_stride,
              p->c + i * p->ldc + j, p->ldc, &ep);
     }
@@ -501,6 +553,22 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
     scale_only(p);
     return;
   }
+  /* Small enough that packing would cost more than it saves (measured: up to about 192^3): the
+   * direct kernel reads A and B in place, on this thread. Only within one KC block (k <= KC),
+   * where it gives the packed path's bits. Decided before any blocking is worked out: at 64^3
+   * the whole product takes a few microseconds. */
+  const double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
+  if (flops <= 1.5e7 && plain_rows(p)) {
+    size_t kc_max, nc_max;
+    cache_blocks(kern, &kc_max, &nc_max);
+    const int wide = use_wide(kern, p);
+    ck_gemm_direct_fn direct = wide ? kern->gemm_direct_wide : kern->gemm_direct;
+    if (direct && p->k <= kc_max) {
+      run_direct(direct, (size_t)(wide ? kern->direct_wide_mr : kern->mr),
+                 (size_t)(wide ? kern->direct_wide_nr : kern->nr), p);
+      return;
+    }
+  }
   job jb;
   jb.kern = kern;
   jb.p = p;
@@ -509,23 +577,15 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
     return; /* cannot happen after ck_gemm_workspace_size succeeded */
   if (threads < 1) threads = 1;
   /* Fewer threads when there is too little work to share (the bits do not depend on it). */
-  const double flops = 2.0 * (double)p->m * (double)p->n * (double)p->k;
   const double min_flops_per_thread = 1e7; /* ~0.1 ms each: far above a region's cost */
   if ((double)threads * min_flops_per_thread > flops) {
     int t = (int)(flops / min_flops_per_thread);
     threads = t < 1 ? 1 : t;
   }
-  /* Small enough that packing would cost more than it saves (measured: up to about 192^3): the
-   * direct kernel reads A and B in place, on this thread. Only within one KC block, where it
-   * gives the packed path's bits. */
-  ck_gemm_direct_fn direct = kern->gemm_direct;
-  if (direct && flops <= 1.5e7 && jb.bl.nkb == 1 && !p->a.packed && !p->b.packed &&
-      p->a.col_stride == 1 && p->b.col_stride == 1) {
-    run_direct(direct, &jb.bl, p);
-    return;
-  }
+  ck_gemm_direct_fn direct = jb.bl.wide ? kern->gemm_direct_wide : kern->gemm_direct;
   jb.direct_a = jb.bl.direct_a ? direct : NULL;
-  jb.prefetch = kern->gemm_prefetch;
+  jb.ldb = jb.bl.wide ? p->b.row_stride : jb.bl.nr;
+  jb.prefetch = jb.bl.wide ? NULL : kern->gemm_prefetch;
   choose_grid(&jb, threads);
   const size_t tasks = jb.bl.nic * jb.nch;
   if ((size_t)threads > tasks) threads = (int)tasks;

@@ -89,6 +89,9 @@ void ck_f32_gemm_direct_6x16__avx2(size_t mr, size_t nr, size_t kc, const float 
 void ck_f32_gemm_direct_14x32__avx512(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
                                       const float *b, size_t ldb, float *c, size_t ldc,
                                       const ck_gemm_epilogue *ep);
+void ck_f32_gemm_direct_6x64__avx512(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
+                                     const float *b, size_t ldb, float *c, size_t ldc,
+                                     const ck_gemm_epilogue *ep);
 
 /* Transposing packers (contract: ck_gemm_packt_fn in kernels.h). */
 void ck_f32_gemm_packt__generic(size_t h, size_t w, size_t kc, const float *src, size_t rs,

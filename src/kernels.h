@@ -67,7 +67,11 @@ typedef void (*ck_gemm_prefetch_fn)(size_t mr, size_t nr, size_t kc, const float
  * case ldb = NR). The engine uses it where packing costs more than it saves: tiny products (A
  * and B in place) and narrow ones (A in place). Same bounds (mr <= MR, nr <= NR of the table),
  * same epilogue and same arithmetic as the table's kernel, so a KC block gives the same bits
- * either way. Reads exactly rows i < mr of A, columns j < nr of B and k < kc. */
+ * either way. Reads exactly rows i < mr of A, columns j < nr of B and k < kc. The table's wide
+ * direct kernel (gemm_direct_wide) obeys the same contract with its own bounds (mr <=
+ * direct_wide_mr, nr <= direct_wide_nr): every kernel of a table sums an element from zero, one FMA
+ * per k in ascending k, then the same epilogue, so the tile that holds an element never changes its
+ * bits. */
 typedef void (*ck_gemm_direct_fn)(size_t mr, size_t nr, size_t kc, const float *a, size_t lda,
                                   const float *b, size_t ldb, float *c, size_t ldc,
                                   const ck_gemm_epilogue *ep);
@@ -142,9 +146,18 @@ typedef void (*ck_dwconv_ukernel)(size_t channels, size_t pixels, size_t ks, con
  * code does partial tiles itself. NCHW <-> NHWC conversions (src/conv/layout.c) run on it. */
 typedef void (*ck_transpose_ukernel)(const float *src, size_t lds, float *dst, size_t ldd);
 
+/* The streaming form (optional, NULL where the ISA has none): the same tile and bits, but when
+ * dst and ldd put every destination row on a whole 64-byte line, the rows are written with
+ * non-temporal stores, which skip reading the lines first and do not fill the caches with them;
+ * otherwise as transpose. Such stores are weakly ordered: a caller runs the table's
+ * transpose_fence after its last call before anyone else reads the destination. */
+typedef void (*ck_transpose_fence_fn)(void);
+
 void ck_f32_transpose_8x8__generic(const float *src, size_t lds, float *dst, size_t ldd);
 void ck_f32_transpose_8x8__avx2(const float *src, size_t lds, float *dst, size_t ldd);
 void ck_f32_transpose_16x16__avx512(const float *src, size_t lds, float *dst, size_t ldd);
+void ck_f32_transpose_16x16__avx512_stream(const float *src, size_t lds, float *dst, size_t ldd);
+void ck_transpose_fence__avx512(void);
 
 /* ---- The table ---------------------------------------------------------------------------- */
 
@@ -167,6 +180,11 @@ typedef struct ck_kernels {
   ck_gemm_packn_fn gemm_packn;       /* NULL: the engine's portable packer */
   ck_gemm_direct_fn gemm_direct;     /* NULL: none, the engine packs */
   ck_gemm_prefetch_fn gemm_prefetch; /* NULL: none */
+  /* a direct kernel of fewer, wider rows (its own tile, direct_wide_mr x direct_wide_nr, the
+     same bits per element) for products of at most direct_wide_nr columns with A and B read in
+     place; NULL: none */
+  ck_gemm_direct_fn gemm_direct_wide;
+  int direct_wide_mr, direct_wide_nr;
 
   ck_igemm_ukernel igemm;
   const char *igemm_name;
@@ -177,6 +195,8 @@ typedef struct ck_kernels {
   int dw_cb;
 
   ck_transpose_ukernel transpose;
+  ck_transpose_ukernel transpose_stream; /* NULL: none */
+  ck_transpose_fence_fn transpose_fence; /* with transpose_stream */
   int transpose_tile;
 } ck_kernels;
 

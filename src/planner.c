@@ -18,6 +18,14 @@ static int is_1x1(const ck_conv_desc *d) {
          d->pad_left == 0 && d->pad_right == 0;
 }
 
+/* The share of the GEMM's pixel columns that hold pixels when the output's pixels are cut into
+ * panels of NR (NCHW puts the pixels in B): 1 for a multiple of NR, 49/64 for 49 pixels and
+ * NR 32. An edge panel costs as much as a full one. */
+static double pixel_panels_fill(size_t pixels, const ck_kernels *kern) {
+  const size_t nr = (size_t)kern->nr;
+  return (double)pixels / (double)(ck_div_up(pixels, nr) * nr);
+}
+
 #define PREF(...)                                                                                  \
   do {                                                                                             \
     const ck_algo o_[CK_PLANNER_MAX_CANDIDATES] = {__VA_ARGS__};                                   \
@@ -30,7 +38,6 @@ static int is_1x1(const ck_conv_desc *d) {
  * order is the fallback for tighter workspace limits, fastest first. */
 int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threads,
                     ck_algo order[CK_PLANNER_MAX_CANDIDATES], int *contenders) {
-  (void)kern;
   (void)threads;
   const ck_conv_desc *d = &pb->d;
   const size_t out_pixels = (size_t)pb->out_h * pb->out_w;
@@ -50,25 +57,39 @@ int ck_planner_rank(const ck_conv_problem *pb, const ck_kernels *kern, int threa
      * the indirect GEMM took 0.47-0.66 ms against 0.58-0.79 on 2 threads, and won 2 of 3 on 1). */
     PREF(CK_ALGO_INDIRECT, CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
-  } else if (is_1x1(d)) {
+  } else if (is_1x1(d) && pixel_panels_fill(out_pixels, kern) >= 0.8) {
     /* NCHW 1x1: a GEMM on the input as it is, where the indirect GEMM would transpose input and
-     * output, as costly as the GEMM itself (3-7x slower on the suite's 1x1 layers). */
+     * output, as costly as the GEMM itself (3-7x slower on the suite's 1x1 layers). Not when the
+     * pixels fill their GEMM panels badly: resnet50 res5 reduce's 7x7 output is 49 pixels in
+     * 64 columns of two AVX-512 panels, and the indirect GEMM (7-row tiles, none wasted) took
+     * 1.36 ms against im2col's 1.51 on 1 thread, 0.82 against 0.91 on 2 (medians of 3 suite
+     * runs, end of session 4); its transposes are small at 49 pixels. */
     PREF(CK_ALGO_IM2COL, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_MEC, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
-  } else if (pb->cin_g >= 16 && pb->cin_g <= 128 && out_pixels > 56 * 56) {
-    /* NCHW, few channels over a large output (vgg16 conv1/2, yolov3 208): transposing tensors
-     * of several MiB, past L2, costs about what lowering im2col's patches does, and im2col wins
-     * or ties. Not a 56x56 output (resnet50 res2: the 0.8 MiB tensors transpose in L2, and the
-     * indirect GEMM is 10-20% ahead), nor a first layer on an RGB image (resnet50 conv1: im2col
-     * lowers 3-channel strided 7x7 windows element by element, and the indirect GEMM is 20-25%
-     * ahead). A strided layer with a small output (resnet50 res3_3x3_s2, 56x56 -> 28x28;
-     * alexnet conv1) goes to the indirect GEMM below too: im2col's NCHW lowering gathers
-     * strided inputs one by one there (res3_3x3_s2: indirect 3.4-3.7 ms against 4.5-4.7 on 1
-     * thread, 1.6-1.9 against 2.4-2.5 on 2, in four runs). */
+  } else if (d->groups == 1 && pb->cin_g <= 4) {
+    /* NCHW, a first layer on an image (3 channels): im2col's lowering copies whole strided input
+     * rows per channel, while the indirect GEMM transposes the image and the output and runs
+     * 3-channel taps. Two runs, ms, im2col vs indirect: alexnet conv1 2.67/2.46 vs 2.95/2.88 on
+     * 1 thread, 1.28/1.62 vs 1.33/1.63 on 2; resnet50 conv1 2.76/3.78 vs 2.87/3.99 on 1,
+     * 1.56/1.59 vs 1.42/1.64 on 2. */
+    PREF(CK_ALGO_IM2COL, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW_AA, CK_ALGO_MEC, CK_ALGO_KN2ROW,
+         CK_ALGO_REFERENCE);
+  } else if (kern->transpose_stream == NULL && pb->cin_g >= 16 && pb->cin_g <= 128 &&
+             out_pixels > 56 * 56) {
+    /* NCHW, few channels over a large output (vgg16 conv1/2, yolov3 208), on an ISA without
+     * streaming conversions: transposing tensors of several MiB, past L2, costs about what
+     * lowering im2col's patches does, and im2col won or tied in session 4. With streaming
+     * stores (AVX-512) the conversions take half the time and the indirect GEMM wins these too
+     * (1 thread, two runs, ms, im2col vs indirect: vgg16 conv1_2 55.8/38.2 vs 46.7/32.6,
+     * conv2_2 49.3/37.5 vs 43.1/31.0, yolov3 208 23.5/19.1 vs 22.2/16.2; 2 threads level or
+     * ahead). Not a 56x56 output (resnet50 res2: the 0.8 MiB tensors transpose in L2, and the
+     * indirect GEMM is 10-20% ahead). */
     PREF(CK_ALGO_IM2COL, CK_ALGO_MEC, CK_ALGO_KN2ROW_AA, CK_ALGO_INDIRECT, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
   } else {
-    /* NCHW, deep layers: the transposes are small next to the work. */
+    /* NCHW, deep layers: the transposes are small next to the work. Strided ones too (resnet50
+     * res3_3x3_s2, two runs, ms: indirect 2.34/2.29 vs im2col 2.61/2.50 on 1 thread, 1.09/1.15
+     * vs 1.60/1.64 on 2). */
     PREF(CK_ALGO_INDIRECT, CK_ALGO_KN2ROW_AA, CK_ALGO_IM2COL, CK_ALGO_MEC, CK_ALGO_KN2ROW,
          CK_ALGO_REFERENCE);
   }

@@ -310,9 +310,10 @@ Test(gemm_engine, identical_bits_for_1_and_2_threads) {
   const ck_kernels *tabs[8];
   int nt = gemm_tables(tabs);
   /* tall (many row blocks), wide (column chunks), several KC blocks, both operands plain or
-   * pre-packed */
-  static const size_t shapes[][3] = {
-      {300, 200, 500}, {40, 1500, 300}, {1500, 40, 300}, {33, 700, 900}, {500, 70, 90}};
+   * pre-packed; 100 x 49 x 9000 plain takes the wide direct path (at most 64 columns) with its
+   * own, longer KC blocks (several of them while L2 is at most 4 MiB) */
+  static const size_t shapes[][3] = {{300, 200, 500}, {40, 1500, 300}, {1500, 40, 300},
+                                     {33, 700, 900},  {500, 70, 90},   {100, 49, 9000}};
   for (int t = 0; t < nt; t++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
       for (int v = 0; v < 4; v += 3) {

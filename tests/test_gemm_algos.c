@@ -112,6 +112,25 @@ Test(gemm_algos, depthwise_with_multiplier_strided) {
   check_everywhere(d, one_two, 2);
 }
 
+/* Stride-2 rows of every width up to 21, from the left edge, the right edge and the interior:
+ * the NCHW lowerings copy them four outputs at a time from pairs of 4-float loads, which must
+ * neither skip nor read past a row's last input (ASan sees the input's end); dense and
+ * depthwise (im2col's per-channel plane lowering). */
+Test(gemm_algos, stride2_rows_every_width) {
+  static const int one[] = {1};
+  for (int w = 1; w <= 21; w++)
+    for (int pad = 0; pad <= 1; pad++) {
+      ck_conv_desc d = make_desc(1, 3, 3, w, 2, 1, 3);
+      d.stride_width = 2;
+      set_pads(&d, 0, 0, pad, pad + w % 2);
+      if (w + 2 * pad + w % 2 < 3) continue;
+      check_everywhere(d, one, 1);
+      ck_conv_desc e = d;
+      e.out_channels = e.groups = 3;
+      check_everywhere(e, one, 1);
+    }
+}
+
 /* Several pixel tiles (im2col, kn2row-aa), input-row bands (kn2row), output-row bands and filter
  * blocks (mec), with the bits compared across 1 and 3 threads. The working-set budgets are
  * divided by 64 so that small problems, cheap for the reference, take these paths. */

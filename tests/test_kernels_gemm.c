@@ -236,6 +236,69 @@ Test(kernels_gemm, direct_kernel_matches_packed_kernel_bits) {
   }
 }
 
+/* The wide direct kernel (its own tile, e.g. 6 x 64) gives every element the bits of the table's
+ * packed kernel, which the engine relies on when it picks one or the other by shape: every mr and
+ * a spread of nr up to its bounds (full and edge tiles, one and several vectors, a lane mask),
+ * kc = 1, odd and long, strided A, B and C, every epilogue kind. A, B, C and the biases end
+ * exactly at their last element read, for the sanitizer build. */
+Test(kernels_gemm, wide_direct_kernel_matches_packed_kernel_bits) {
+  const ck_kernels *tabs[8];
+  int nt = tables(tabs);
+  static const size_t kcs[] = {1, 2, 7, 64, 129};
+  uint64_t st = 4242;
+  int tested = 0;
+  for (int t = 0; t < nt; t++) {
+    const ck_kernels *k = tabs[t];
+    ck_gemm_direct_fn wide = k->gemm_direct_wide;
+    if (wide == NULL) continue;
+    const size_t WMR = (size_t)k->direct_wide_mr, WNR = (size_t)k->direct_wide_nr;
+    const size_t MR = (size_t)k->mr, NR = (size_t)k->nr;
+    for (size_t mr = 1; mr <= WMR; mr++)
+      for (size_t nr = 1; nr <= WNR; nr++)
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+          if ((mr * 13 + nr * 5 + ki) % 4 != 0 && nr % 16 != 0 && nr % 16 != 1) continue;
+          const size_t kc = kcs[ki], lda = kc + 2, ldb = nr + 3, ldc = nr + 1;
+          const size_t a_len = (mr - 1) * lda + kc, b_len = (kc - 1) * ldb + nr;
+          const size_t c_len = (mr - 1) * ldc + nr;
+          float *a = malloc(a_len * sizeof(float)), *b = malloc(b_len * sizeof(float));
+          float *c1 = malloc(c_len * sizeof(float)), *c2 = malloc(c_len * sizeof(float));
+          float *brow = malloc(mr * sizeof(float)), *bcol = malloc(nr * sizeof(float));
+          ckt_fill(a, a_len, &st);
+          ckt_fill(b, b_len, &st);
+          ckt_fill(c1, c_len, &st);
+          ckt_fill(brow, mr, &st);
+          ckt_fill(bcol, nr, &st);
+          memcpy(c2, c1, c_len * sizeof(float));
+          const ck_gemm_epilogue eps[] = {
+              {1.0f, 0.0f, NULL, NULL, -INFINITY, INFINITY},
+              {1.0f, 1.0f, NULL, NULL, -INFINITY, INFINITY},
+              {-1.5f, 0.5f, brow, NULL, -0.75f, INFINITY},
+              {0.25f, 0.0f, NULL, bcol, -INFINITY, 0.5f},
+          };
+          const ck_gemm_epilogue *ep = &eps[(mr + nr + ki) % 4];
+          /* the packed kernel, NR columns at a time, on panels of the same operands */
+          float *ap = calloc(kc * MR, sizeof(float)), *bp = calloc(kc * NR, sizeof(float));
+          for (size_t kk = 0; kk < kc; kk++)
+            for (size_t i = 0; i < mr; i++) ap[kk * MR + i] = a[i * lda + kk];
+          for (size_t j0 = 0; j0 < nr; j0 += NR) {
+            const size_t w = nr - j0 < NR ? nr - j0 : NR;
+            for (size_t kk = 0; kk < kc; kk++)
+              for (size_t j = 0; j < NR; j++) bp[kk * NR + j] = j < w ? b[kk * ldb + j0 + j] : 0;
+            ck_gemm_epilogue e = *ep;
+            if (e.bias_col) e.bias_col += j0;
+            k->gemm(mr, w, kc, ap, bp, c1 + j0, ldc, &e);
+          }
+          wide(mr, nr, kc, a, lda, b, ldb, c2, ldc, ep);
+          cr_expect(memcmp(c1, c2, c_len * sizeof(float)) == 0,
+                    "%s: wide direct and packed kernels differ at mr %zu nr %zu kc %zu",
+                    k->gemm_name, mr, nr, kc);
+          free(a), free(b), free(c1), free(c2), free(brow), free(bcol), free(ap), free(bp);
+          tested++;
+        }
+  }
+  (void)tested;
+}
+
 /* Full-height tiles for kc = 1..9 (every remainder of an unrolled k loop, with and without whole
  * groups) and every epilogue kind: the packed kernel gives the direct kernel's bits and the
  * prefetching kernel the packed kernel's; all three are tested against the generic kernel above. */

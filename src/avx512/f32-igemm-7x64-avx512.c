@@ -24,13 +24,44 @@
 
 enum { MR = 7, NR = 64 };
 
+/* One tap: acc[i][j] += r[i][k] * w[k][16j..] for k < kc; returns w past the tap. With PF, one
+ * line of the rows at `next` per k: row k % 8, line k / 8, so the first kc / 2 steps cover
+ * all of them. The weights stream from L2 (from L3 for the first tile that reads a block when
+ * a layer's blocks outgrow L2): the lines of this k's V vectors, 16 channels (4 KiB) ahead. A
+ * prefetch is a hint, not a load: it may name lines past the panel and never faults; the
+ * addresses are formed in uintptr_t, outside C pointer arithmetic. */
+static inline __attribute__((always_inline)) const float *
+tap(const int R, const int V, const int PF, __m512 acc[MR][4], const float *const *r,
+    const uintptr_t *next, size_t kc, const float *w) {
+  const size_t row_bytes = kc * sizeof(float);
+  for (size_t k = 0; k < kc; k++, w += NR) {
+    if (PF) {
+      const size_t off = (k >> 3) * 64;
+      if (off < row_bytes) _mm_prefetch((const char *)(next[k & 7] + off), _MM_HINT_T1);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < V; j++)
+      _mm_prefetch((const char *)((uintptr_t)w + 4096 + 64 * (size_t)j), _MM_HINT_T0);
+    __m512 wv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < V; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
+#pragma GCC unroll 7
+    for (int i = 0; i < R; i++) {
+      const __m512 x = _mm512_set1_ps(r[i][k]);
+#pragma GCC unroll 4
+      for (int j = 0; j < V; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
+    }
+  }
+  return w;
+}
+
 /* The kernel for R <= MR rows and V 16-channel vectors per row. Every call passes literals for
  * both, so each instance below is compiled with literal loop bounds (gcc and clang unroll and
  * keep the accumulators in registers only then). The positions of a tap stay MR apart whatever R
  * is (the indirection is laid out for MR-row tiles), and a weight row stays NR floats whatever V
  * is (the packing). */
-static inline __attribute__((always_inline)) void tile(const int R, const int V, size_t mr,
-                                                       size_t nr, size_t kc, size_t ks,
+static inline __attribute__((always_inline)) void tile(const int R, const int V, const int PF,
+                                                       size_t mr, size_t nr, size_t kc, size_t ks,
                                                        const float **a, size_t a_offset,
                                                        const float *zero, const float *w, float *c,
                                                        size_t cm_stride, const ck_clamp_params *p) {
@@ -50,24 +81,22 @@ static inline __attribute__((always_inline)) void tile(const int R, const int V,
       r[i] = ck_rebase(ai, a_offset, zero);
     }
     a += MR;
-    for (size_t k = 0; k < kc; k++, w += NR) {
-      /* The weights stream from L2 (from L3 for the first tile that reads a block when a
-       * layer's blocks outgrow L2): the lines of this k's V vectors, 16 channels (4 KiB)
-       * ahead. A prefetch is a hint, not a load: it may name lines past the panel and never
-       * faults; the address is formed in uintptr_t, outside C pointer arithmetic. */
-#pragma GCC unroll 4
-      for (int j = 0; j < V; j++)
-        _mm_prefetch((const char *)((uintptr_t)w + 4096 + 64 * (size_t)j), _MM_HINT_T0);
-      __m512 wv[4];
-#pragma GCC unroll 4
-      for (int j = 0; j < V; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
-#pragma GCC unroll 7
-      for (int i = 0; i < R; i++) {
-        const __m512 x = _mm512_set1_ps(r[i][k]);
-#pragma GCC unroll 4
-        for (int j = 0; j < V; j++) acc[i][j] = _mm512_fmadd_ps(x, wv[j], acc[i][j]);
+    /* The next tap's rows, fetched while this one computes when they are new: at a new kernel
+     * row (a new input row, from L3 or memory: the hardware prefetchers do not follow 7 runs
+     * of a few lines) or at stride 2 (the pixels between this tap's), not when the next tap is
+     * this one moved by one pixel (its row 0 is this tap's row 1). Slots past R repeat row 0. */
+    if (PF && ks > 1) {
+      const uintptr_t next0 = (uintptr_t)ck_rebase(a[0], a_offset, zero);
+      if (R == 1 || next0 != (uintptr_t)r[1]) {
+        uintptr_t next[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+          next[i] = (uintptr_t)ck_rebase(a[i < R && (size_t)i < mr ? i : 0], a_offset, zero);
+        w = tap(R, V, 1, acc, r, next, kc, w);
+        continue;
       }
     }
+    w = tap(R, V, 0, acc, r, NULL, kc, w);
   } while (--ks != 0);
 
   /* Columns [16j, 16j + 16) of vector j that are below nr. */
@@ -104,29 +133,40 @@ static inline __attribute__((always_inline)) void tile(const int R, const int V,
 typedef void body_fn(size_t mr, size_t nr, size_t kc, size_t ks, const float **a, size_t a_offset,
                      const float *zero, const float *w, float *c, size_t cm_stride,
                      const ck_clamp_params *p);
-#define CK_IGEMM_INSTANCE(R, V)                                                                    \
-  static __attribute__((noinline)) void rows##R##_v##V(                                            \
+#define CK_IGEMM_INSTANCE(R, V, PF, NAME)                                                          \
+  static __attribute__((noinline)) void NAME(                                                      \
       size_t mr, size_t nr, size_t kc, size_t ks, const float **a, size_t a_offset,                \
       const float *zero, const float *w, float *c, size_t cm_stride, const ck_clamp_params *p) {   \
-    tile(R, V, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);                             \
+    tile(R, V, PF, mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);                         \
   }
-CK_IGEMM_INSTANCE(7, 4)
-CK_IGEMM_INSTANCE(4, 4)
-CK_IGEMM_INSTANCE(2, 4)
-CK_IGEMM_INSTANCE(1, 4)
-CK_IGEMM_INSTANCE(7, 2)
-CK_IGEMM_INSTANCE(4, 2)
-CK_IGEMM_INSTANCE(2, 2)
-CK_IGEMM_INSTANCE(1, 2)
+CK_IGEMM_INSTANCE(7, 4, 0, rows7_v4)
+CK_IGEMM_INSTANCE(4, 4, 0, rows4_v4)
+CK_IGEMM_INSTANCE(2, 4, 0, rows2_v4)
+CK_IGEMM_INSTANCE(1, 4, 0, rows1_v4)
+CK_IGEMM_INSTANCE(7, 2, 0, rows7_v2)
+CK_IGEMM_INSTANCE(4, 2, 0, rows4_v2)
+CK_IGEMM_INSTANCE(2, 2, 0, rows2_v2)
+CK_IGEMM_INSTANCE(1, 2, 0, rows1_v2)
+CK_IGEMM_INSTANCE(7, 4, 1, rows7_v4_pf)
+CK_IGEMM_INSTANCE(4, 4, 1, rows4_v4_pf)
+CK_IGEMM_INSTANCE(2, 4, 1, rows2_v4_pf)
+CK_IGEMM_INSTANCE(1, 4, 1, rows1_v4_pf)
+CK_IGEMM_INSTANCE(7, 2, 1, rows7_v2_pf)
+CK_IGEMM_INSTANCE(4, 2, 1, rows4_v2_pf)
+CK_IGEMM_INSTANCE(2, 2, 1, rows2_v2_pf)
+CK_IGEMM_INSTANCE(1, 2, 1, rows1_v2_pf)
 #undef CK_IGEMM_INSTANCE
 
-/* [nr > 32][rows class of mr: 1, 2, 3-4, 5-7] */
-static body_fn *const bodies[2][4] = {{rows1_v2, rows2_v2, rows4_v2, rows7_v2},
-                                      {rows1_v4, rows2_v4, rows4_v4, rows7_v4}};
+/* [ks > 1: the bodies that fetch the next tap][nr > 32][rows class of mr: 1, 2, 3-4, 5-7]. A
+ * single tap (1x1 layers) keeps the loop without the check. */
+static body_fn *const bodies[2][2][4] = {
+    {{rows1_v2, rows2_v2, rows4_v2, rows7_v2}, {rows1_v4, rows2_v4, rows4_v4, rows7_v4}},
+    {{rows1_v2_pf, rows2_v2_pf, rows4_v2_pf, rows7_v2_pf},
+     {rows1_v4_pf, rows2_v4_pf, rows4_v4_pf, rows7_v4_pf}}};
 
 void ck_f32_igemm_7x64__avx512(size_t mr, size_t nr, size_t kc, size_t ks, const float **a,
                                size_t a_offset, const float *zero, const float *w, float *c,
                                size_t cm_stride, const ck_clamp_params *p) {
   const int rows = mr > 4 ? 3 : mr > 2 ? 2 : mr == 2 ? 1 : 0;
-  bodies[nr > 32][rows](mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
+  bodies[ks > 1][nr > 32][rows](mr, nr, kc, ks, a, a_offset, zero, w, c, cm_stride, p);
 }

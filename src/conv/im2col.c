@@ -304,6 +304,9 @@ static void dw_tile_nhwc(const ck_conv_ctx *ctx, const float *input, float *outp
   }
 }
 
+/* Pixels of the depthwise NCHW sums held in registers at once: 8 vectors of the baseline ISA. */
+#define DW_SPAN 32
+
 /* Depthwise, NCHW: rows [tile*pt, +pt) of output channel c of image n lowered as [tap][pixel]
  * (each tap's input row gathered with its shift and stride, zero in the padding), then
  * out[p] = sum_k w[c][k] * x[k][p], vectorized across the pixels. */
@@ -313,31 +316,28 @@ static void dw_tile_nchw(const ck_conv_ctx *ctx, const float *input, float *outp
   const ck_conv_desc *d = &pb->d;
   const im2col_state *s = ctx->state;
   const size_t C = (size_t)d->in_channels, K = s->K, OW = (size_t)pb->out_w;
-  const size_t OH = (size_t)pb->out_h, KW = (size_t)d->kernel_width;
-  const long H = d->in_height, W = d->in_width;
+  const size_t OH = (size_t)pb->out_h, HW = (size_t)d->in_height * (size_t)d->in_width;
   const size_t oh0 = tile * s->pt, nr = OH - oh0 < s->pt ? OH - oh0 : s->pt, np = nr * OW;
-  const float *in = input + (n * C + c) * (size_t)(H * W);
-  for (size_t k = 0; k < K; k++) {
-    const long kh = (long)(k / KW), kw = (long)(k % KW);
-    const long iw0 = -d->pad_left + kw * d->dilation_width;
-    for (size_t r = 0; r < nr; r++) {
-      const long ih = (long)(oh0 + r) * d->stride_height - d->pad_top + kh * d->dilation_height;
-      float *dst = x + k * np + r * OW;
-      if (ih < 0 || ih >= H)
-        memset(dst, 0, OW * sizeof(float));
-      else
-        ck_lower_rows(dst, 0, 1, OW, in + ih * W, 0, iw0, d->stride_width, W);
-    }
-  }
+  ck_lower_plane_taps(pb, input + (n * C + c) * HW, oh0, nr, x);
   const float *wc = s->dw_w + c * K;
   const float b = s->bias[c];
   float *out = output + (n * C + c) * s->P + oh0 * OW;
-  for (size_t p = 0; p < np; p++) out[p] = 0.0f;
-  for (size_t k = 0; k < K; k++) {
-    const float wk = wc[k], *xk = x + k * np;
-    for (size_t p = 0; p < np; p++) out[p] += wk * xk[p];
+  /* DW_SPAN sums stay in registers over all taps: x is read once and out written once. */
+  for (size_t p0 = 0; p0 < np; p0 += DW_SPAN) {
+    const size_t m = np - p0 < DW_SPAN ? np - p0 : DW_SPAN;
+    float acc[DW_SPAN] = {0.0f};
+    if (m == DW_SPAN)
+      for (size_t k = 0; k < K; k++) {
+        const float wk = wc[k], *xk = x + k * np + p0;
+        for (size_t j = 0; j < DW_SPAN; j++) acc[j] += wk * xk[j];
+      }
+    else
+      for (size_t k = 0; k < K; k++) {
+        const float wk = wc[k], *xk = x + k * np + p0;
+        for (size_t j = 0; j < m; j++) acc[j] += wk * xk[j];
+      }
+    for (size_t j = 0; j < m; j++) out[p0 + j] = clampf(acc[j] + b, pb->min, pb->max);
   }
-  for (size_t p = 0; p < np; p++) out[p] = clampf(out[p] + b, pb->min, pb->max);
 }
 
 static void dw_execute(const ck_conv_ctx *ctx, const float *input, float *output, void *workspace) {

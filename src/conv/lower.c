@@ -6,6 +6,13 @@
 /* Short copies dominate the lowering (a panel row is NR or MR floats): inline 4-float vector
  * moves (the baseline ISA's width) rather than calls to memcpy. */
 typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
+typedef int v4i __attribute__((vector_size(16)));
+/* Elements 0, 2, 4, 6 of the pair (a, b). */
+#if defined(__clang__)
+#define CK_EVENS(a, b) __builtin_shufflevector((a), (b), 0, 2, 4, 6)
+#else
+#define CK_EVENS(a, b) __builtin_shuffle((a), (b), (v4i){0, 2, 4, 6})
+#endif
 
 static inline void copy_floats(float *dst, const float *src, size_t n) {
   size_t t = 0;
@@ -23,6 +30,19 @@ static inline void zero_floats(float *dst, size_t n) {
   for (; t < n; t++) dst[t] = 0.0f;
 }
 
+/* dst[t] = src[t*step] for t < n. Stride 2 (the strided layers of the suite) deinterleaves
+ * two 4-float vectors at a time; a vector is loaded only when the element after its last
+ * one is also read (t + 4 < n), so nothing past src[(n-1)*step] is touched. */
+static inline void copy_strided(float *dst, const float *src, size_t n, long step) {
+  size_t t = 0;
+  if (step == 2)
+    for (; t + 4 < n; t += 4) {
+      const v4f a = *(const v4f *)(src + 2 * t), b = *(const v4f *)(src + 2 * t + 4);
+      *(v4f *)(dst + t) = CK_EVENS(a, b);
+    }
+  for (; t < n; t++) dst[t] = src[(long)t * step];
+}
+
 /* dst[t] = src[iw0 + t*step] for t in [lo, hi), zero elsewhere in [0, len). */
 static inline void copy_range(float *dst, size_t len, const float *src, long iw0, long step,
                               size_t lo, size_t hi) {
@@ -30,7 +50,7 @@ static inline void copy_range(float *dst, size_t len, const float *src, long iw0
   if (step == 1) {
     copy_floats(dst + lo, src + iw0 + (long)lo, hi - lo);
   } else {
-    for (size_t t = lo; t < hi; t++) dst[t] = src[iw0 + (long)t * step];
+    copy_strided(dst + lo, src + iw0 + (long)lo * step, hi - lo, step);
   }
   zero_floats(dst + hi, len - hi);
 }
@@ -41,6 +61,30 @@ void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, cons
   ck_lower_valid_range(len, iw0, step, w, &lo, &hi);
   for (size_t c = 0; c < count; c++)
     copy_range(dst + c * dst_stride, len, src + c * src_stride, iw0, step, lo, hi);
+}
+
+void ck_lower_plane_taps(const ck_conv_problem *pb, const float *plane, size_t oh0, size_t nr,
+                         float *x) {
+  /* Locals, not loads through pb: the vector stores below may alias anything. */
+  const ck_conv_desc *d = &pb->d;
+  const size_t OW = (size_t)pb->out_w, np = nr * OW;
+  const long H = d->in_height, W = d->in_width, sh = d->stride_height, sw = d->stride_width;
+  const long KH = d->kernel_height, KW = d->kernel_width, dh = d->dilation_height;
+  const long dw = d->dilation_width, pt = d->pad_top, pl = d->pad_left;
+  for (long kh = 0; kh < KH; kh++)
+    for (long kw = 0; kw < KW; kw++) {
+      const long iw0 = -pl + kw * dw;
+      size_t lo, hi;
+      valid_range(OW, iw0, sw, W, &lo, &hi);
+      float *dst = x + (size_t)(kh * KW + kw) * np;
+      for (size_t r = 0; r < nr; r++, dst += OW) {
+        const long ih = (long)(oh0 + r) * sh - pt + kh * dh;
+        if (ih < 0 || ih >= H)
+          zero_floats(dst, OW);
+        else
+          copy_range(dst, OW, plane + ih * W, iw0, sw, lo, hi);
+      }
+    }
 }
 
 void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs, const float *zero,
@@ -81,7 +125,7 @@ static inline __attribute__((always_inline)) void apply_cuts(const ck_lower_cut 
         if (step == 1) {
           copy_floats(out + x->lo, in_g + x->src + (long)x->lo, x->hi - x->lo);
         } else {
-          for (size_t t = x->lo; t < x->hi; t++) out[t] = in_g[x->src + (long)t * step];
+          copy_strided(out + x->lo, in_g + x->src + (long)x->lo * step, x->hi - x->lo, step);
         }
         zero_floats(out + x->hi, x->len - x->hi);
       }

@@ -77,6 +77,13 @@ void ck_lower_nhwc(const ck_conv_problem *pb, const float *in_g, const float *ze
 void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, const float *src,
                    size_t src_stride, long iw0, long step, long w);
 
+/* One input plane's taps for output rows [oh0, oh0+nr), as the depthwise NCHW lowering wants
+ * them: x[k*nr*OW + r*OW + t] = plane[ih*W + iw] for tap k = kh*KW + kw, ih = (oh0+r)*SH - PT +
+ * kh*DH, iw = t*SW - PL + kw*DW, or 0 in the padding. One call per tile, the valid range of a
+ * tap's columns computed once for all its rows. */
+void ck_lower_plane_taps(const ck_conv_problem *pb, const float *plane, size_t oh0, size_t nr,
+                         float *x);
+
 /* dst[c*pw + j] = ptrs[j][c] for c < cg, j < pw: the transpose of pw rows of cg floats into a
  * block of a panel. Pointers equal to `zero` (cg floats of 0.0f) are padding. When the leading
  * non-padding pointers are evenly spaced and the rest are padding (the interior of an image row

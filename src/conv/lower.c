@@ -75,7 +75,7 @@ void ck_lower_plane_taps(const ck_conv_problem *pb, const float *plane, size_t o
     for (long kw = 0; kw < KW; kw++) {
       const long iw0 = -pl + kw * dw;
       size_t lo, hi;
-      valid_range(OW, iw0, sw, W, &lo, &hi);
+      ck_lower_valid_range(OW, iw0, sw, W, &lo, &hi);
       float *dst = x + (size_t)(kh * KW + kw) * np;
       for (size_t r = 0; r < nr; r++, dst += OW) {
         const long ih = (long)(oh0 + r) * sh - pt + kh * dh;

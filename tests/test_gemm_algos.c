@@ -479,6 +479,23 @@ Test(gemm_algos, depthwise_groups_batched) {
   ck_gc_budget_shift = 0;
 }
 
+/* MEC's NCHW lowering plans its copies as cuts of every (panel, band row, kw) and applies them
+ * channel by channel in batches (MEC_CUTS, 256): bands of many more cuts than a batch (a 5x7
+ * kernel over 5 panels of a tall band), a partial last panel, padding rows and columns, stride 2
+ * (the strided copy), and two stacked images whose runs cross from one image to the next
+ * (solution A), at 1 and 2 threads, against the reference. */
+Test(gemm_algos, mec_nchw_cut_batches) {
+  ck_conv_desc d = make_desc(1, 3, 40, 61, 5, 5, 7);
+  set_pads(&d, 2, 3, 3, 4);
+  check_algo(d, CK_ALGO_MEC, one_two, 2, "5x7 stride 1");
+  d.stride_height = 2;
+  d.stride_width = 2;
+  check_algo(d, CK_ALGO_MEC, one_two, 2, "5x7 stride 2");
+  ck_conv_desc a = make_desc(2, 4, 9, 17, 6, 3, 5); /* width 15: stacked on 14-row panels */
+  set_pads(&a, 1, 1, 1, 1);
+  check_algo(a, CK_ALGO_MEC, one_two, 2, "stacked images");
+}
+
 Test(gemm_algos, mec_dilated_short_bands) {
   /* Bands of fewer rows than the dilation store only the phases they read; columns chunked. */
   ck_conv_desc d = make_desc(1, 6, 13, 40, 5, 3, 3);

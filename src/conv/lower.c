@@ -3,23 +3,6 @@
 #include <stddef.h>
 #include <string.h>
 
-/* The t in [0, len) for which 0 <= iw0 + t*step < w, as [*lo, *hi). */
-static inline void valid_range(size_t len, long iw0, long step, long w, size_t *lo, size_t *hi) {
-  long l, h;
-  if (step == 1) { /* no divisions on the common path */
-    l = iw0 >= 0 ? 0 : -iw0;
-    h = w - iw0;
-  } else {
-    l = iw0 >= 0 ? 0 : (-iw0 + step - 1) / step;
-    h = iw0 >= w ? 0 : (w - 1 - iw0) / step + 1;
-  }
-  if (l > (long)len) l = (long)len;
-  if (h > (long)len) h = (long)len;
-  if (h < l) h = l;
-  *lo = (size_t)l;
-  *hi = (size_t)h;
-}
-
 /* Short copies dominate the lowering (a panel row is NR or MR floats): inline 4-float vector
  * moves (the baseline ISA's width) rather than calls to memcpy. */
 typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
@@ -75,7 +58,7 @@ static inline void copy_range(float *dst, size_t len, const float *src, long iw0
 void ck_lower_rows(float *dst, size_t dst_stride, size_t count, size_t len, const float *src,
                    size_t src_stride, long iw0, long step, long w) {
   size_t lo, hi;
-  valid_range(len, iw0, step, w, &lo, &hi);
+  ck_lower_valid_range(len, iw0, step, w, &lo, &hi);
   for (size_t c = 0; c < count; c++)
     copy_range(dst + c * dst_stride, len, src + c * src_stride, iw0, step, lo, hi);
 }
@@ -92,7 +75,7 @@ void ck_lower_plane_taps(const ck_conv_problem *pb, const float *plane, size_t o
     for (long kw = 0; kw < KW; kw++) {
       const long iw0 = -pl + kw * dw;
       size_t lo, hi;
-      valid_range(OW, iw0, sw, W, &lo, &hi);
+      ck_lower_valid_range(OW, iw0, sw, W, &lo, &hi);
       float *dst = x + (size_t)(kh * KW + kw) * np;
       for (size_t r = 0; r < nr; r++, dst += OW) {
         const long ih = (long)(oh0 + r) * sh - pt + kh * dh;
@@ -122,27 +105,18 @@ void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs,
     for (size_t j = 0; j < pw; j++) dst[c * pw + j] = ptrs[j][c];
 }
 
-/* One cut of the NCHW lowering, the same for every channel: the piece of a panel row at tile
- * offset `dst` (plus c * cstride for channel c) takes `len` source elements starting at plane
- * offset `src` (plus t * step), of which [lo, hi) lie inside the image (the rest is padding). */
-typedef struct {
-  size_t dst;
-  long src;
-  unsigned len, lo, hi;
-} cut;
-
 /* Cuts planned per batch: enough to cover a tile's taps for several output rows. */
 #define CUTS 128
 
 /* Applies the cuts to every channel, channel by channel: one input plane at a time is read (its
  * rows stay in L1 across the cuts) and each channel's rows of the panels are written. */
-static inline __attribute__((always_inline)) void apply_cuts(const cut *cuts, size_t n, size_t pw,
-                                                             long step, size_t cg,
+static inline __attribute__((always_inline)) void apply_cuts(const ck_lower_cut *cuts, size_t n,
+                                                             size_t pw, long step, size_t cg,
                                                              const float *in_g, size_t plane,
                                                              float *dst, size_t cstride) {
   for (size_t c = 0; c < cg; c++, in_g += plane, dst += cstride) {
     for (size_t e = 0; e < n; e++) {
-      const cut *x = &cuts[e];
+      const ck_lower_cut *x = &cuts[e];
       float *out = dst + x->dst;
       if (step == 1 && x->len == pw && x->lo == 0 && x->hi == pw) {
         copy_floats(out, in_g + x->src, pw);
@@ -156,6 +130,23 @@ static inline __attribute__((always_inline)) void apply_cuts(const cut *cuts, si
         zero_floats(out + x->hi, x->len - x->hi);
       }
     }
+  }
+}
+
+void ck_lower_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, size_t cg,
+                   const float *in_g, size_t plane, float *dst, size_t cstride) {
+  switch (pw) { /* the engines' MR values: the full cuts' copies unrolled */
+  case 14:
+    apply_cuts(cuts, n, 14, step, cg, in_g, plane, dst, cstride);
+    break;
+  case 8:
+    apply_cuts(cuts, n, 8, step, cg, in_g, plane, dst, cstride);
+    break;
+  case 6:
+    apply_cuts(cuts, n, 6, step, cg, in_g, plane, dst, cstride);
+    break;
+  default:
+    apply_cuts(cuts, n, pw, step, cg, in_g, plane, dst, cstride);
   }
 }
 
@@ -178,7 +169,7 @@ static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_probl
     float *panel = dst + np / pw * pstride;
     for (size_t k = 0; k < kdim; k++) zero_floats(panel + k * pw + tail, pw - tail);
   }
-  cut cuts[CUTS];
+  ck_lower_cut cuts[CUTS];
   size_t n = 0;
   for (size_t i = 0; i < np;) {
     const size_t p = p0 + i;
@@ -190,18 +181,18 @@ static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_probl
       for (size_t kw = 0; kw < nkw; kw++) {
         const long iw0 = ow0 * sw - pl + ((long)taps.kw0 + (long)kw) * dw;
         size_t lo = 0, hi = 0;
-        if (row_ok) valid_range(run, iw0, sw, W, &lo, &hi);
+        if (row_ok) ck_lower_valid_range(run, iw0, sw, W, &lo, &hi);
         /* the run, cut at panel boundaries */
         for (size_t t = 0; t < run;) {
           const size_t col = (i + t) % pw, len = pw - col < run - t ? pw - col : run - t;
           size_t l = lo > t ? (lo - t < len ? lo - t : len) : 0;
           size_t h = hi > t ? (hi - t < len ? hi - t : len) : 0;
           if (h < l) h = l;
-          cuts[n++] = (cut){.dst = (i + t) / pw * pstride + (kh * nkw + kw) * pw + col,
-                            .src = (row_ok ? ih : 0) * W + iw0 + (long)t * sw,
-                            .len = (unsigned)len,
-                            .lo = (unsigned)l,
-                            .hi = (unsigned)h};
+          cuts[n++] = (ck_lower_cut){.dst = (i + t) / pw * pstride + (kh * nkw + kw) * pw + col,
+                                     .src = (row_ok ? ih : 0) * W + iw0 + (long)t * sw,
+                                     .len = (unsigned)len,
+                                     .lo = (unsigned)l,
+                                     .hi = (unsigned)h};
           if (n == CUTS) {
             apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride);
             n = 0;

@@ -27,6 +27,41 @@ typedef struct {
   int kh0, nkh, kw0, nkw;
 } ck_tap_range;
 
+/* The t in [0, len) for which 0 <= iw0 + t*step < w, as [*lo, *hi). */
+static inline void ck_lower_valid_range(size_t len, long iw0, long step, long w, size_t *lo,
+                                        size_t *hi) {
+  long l, h;
+  if (step == 1) { /* no divisions on the common path */
+    l = iw0 >= 0 ? 0 : -iw0;
+    h = w - iw0;
+  } else {
+    l = iw0 >= 0 ? 0 : (-iw0 + step - 1) / step;
+    h = iw0 >= w ? 0 : (w - 1 - iw0) / step + 1;
+  }
+  if (l > (long)len) l = (long)len;
+  if (h > (long)len) h = (long)len;
+  if (h < l) h = l;
+  *lo = (size_t)l;
+  *hi = (size_t)h;
+}
+
+/* One cut of an NCHW lowering, the same for every channel: the piece of a panel row at offset
+ * `dst` (plus c * cstride for channel c) takes `len` source elements starting at offset `src`
+ * from the group's first plane (plus c * plane, plus t * step), of which [lo, hi) lie inside the
+ * image (the rest is padding, zero). */
+typedef struct {
+  size_t dst;
+  long src;
+  unsigned len, lo, hi;
+} ck_lower_cut;
+
+/* Applies n cuts to cg channels, channel by channel: one input plane at a time is read (its rows
+ * stay in L1 across the cuts, which would not hold if each cut walked all the planes, whose
+ * strides alias in L1) and each channel's pieces of the panels are written. A cut of length pw
+ * with no padding is one unrolled copy. */
+void ck_lower_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, size_t cg,
+                   const float *in_g, size_t plane, float *dst, size_t cstride);
+
 /* in_g: the image's first channel of the group (in + (n*C + g*cg)*H*W). Output pixels
  * [p0, p0+np) in row-major (oh, ow) order. */
 void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size_t np,

@@ -60,6 +60,10 @@
 /* L of one depthwise job: 5.5 Ki floats (22 KiB, in L1), 0.35x of im2col's depthwise lowered
  * tile (IM2COL_DW_TILE_FLOATS). */
 #define MEC_DW_BAND_FLOATS (5632u)
+/* NCHW lowering cuts planned per batch (8 KiB of stack): a band's panels, rows and taps. */
+#define MEC_CUTS 256
+/* Channel planes ahead at which the NCHW output tile's stores prefetch their lines. */
+#define AHEAD 16
 
 typedef struct {
   ck_gc_roles r; /* pixels (rows of L) are A, the filter is packed B */
@@ -340,6 +344,11 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_pa
   const size_t sh = (size_t)d->stride_height, U = band_units(s, d, nr);
   const int nchw = d->layout == CK_LAYOUT_NCHW;
   const float *ptrs[CK_LOWER_MAX_PW];
+  /* NCHW: the group's first plane of image 0; cuts of every (panel, band row, kw) are planned,
+   * then applied channel by channel (ck_lower_cuts) so that each input plane is read from L1. */
+  const float *in_g = in + g * cg * (size_t)(H * W);
+  ck_lower_cut cuts[MEC_CUTS];
+  size_t nc = 0;
   /* Panel rows: (image or folded row q, ow) for q = row / OW. */
   const size_t span = s->fold > 1 ? s->fold * s->lrows : s->lrows;
   for (size_t p = p_lo; p < p_hi; p++) {
@@ -363,26 +372,38 @@ static void lower_band(const ck_conv_problem *pb, const mec_state *s, ck_gemm_pa
           ck_lower_gather(dst, MR, cg, ptrs, s->zero, packt);
           continue;
         }
-        if (cnt < MR) /* rows past the end of L are zero */
-          for (size_t c = 0; c < cg; c++) memset(dst + c * MR + cnt, 0, (MR - cnt) * sizeof(float));
-        /* Segments of the panel within one image and input row: adjacent output columns; whole
-         * rows of padding are zero. */
-        for (size_t i = 0; i < cnt;) {
+        /* NCHW: cuts (below), applied channel by channel. Segments of the panel within one
+         * image and input row: adjacent output columns; whole rows of padding, and rows past
+         * the end of L, are zero. */
+        for (size_t i = 0; i < MR;) {
           const size_t j = j0 + i, q = j / (size_t)OW, ow = j % (size_t)OW;
           const size_t n = s->fold > 1 ? n0 : n0 + q;
           const long ih = (long)(base + u + (s->fold > 1 ? q * sh : 0)) - d->pad_top;
-          const size_t len = cnt - i < (size_t)OW - ow ? cnt - i : (size_t)OW - ow;
-          if (ih >= 0 && ih < H) {
-            const float *src = in + ((n * C + g * cg) * (size_t)H + (size_t)ih) * (size_t)W;
-            ck_lower_rows(dst + i, MR, cg, len, src, (size_t)(H * W), (long)ow * sw + dx, sw, W);
-          } else {
-            for (size_t c = 0; c < cg; c++) memset(dst + c * MR + i, 0, len * sizeof(float));
+          size_t len = MR - i, lo = 0, hi = 0;
+          long src = 0;
+          if (i < cnt) {
+            len = cnt - i < (size_t)OW - ow ? cnt - i : (size_t)OW - ow;
+            const long iw0 = (long)ow * sw + dx;
+            if (ih >= 0 && ih < H) {
+              ck_lower_valid_range(len, iw0, sw, W, &lo, &hi);
+              src = (long)(n * C * (size_t)(H * W)) + ih * W + iw0;
+            }
+          }
+          cuts[nc++] = (ck_lower_cut){.dst = (size_t)(dst - l) + i,
+                                      .src = src,
+                                      .len = (unsigned)len,
+                                      .lo = (unsigned)lo,
+                                      .hi = (unsigned)hi};
+          if (nc == MEC_CUTS) {
+            ck_lower_cuts(cuts, nc, MR, sw, cg, in_g, (size_t)(H * W), l, MR);
+            nc = 0;
           }
           i += len;
         }
       }
     }
   }
+  if (nchw) ck_lower_cuts(cuts, nc, MR, sw, cg, in_g, (size_t)(H * W), l, MR);
 }
 
 /* Unit u of the work: (images, group, band, chunk): output rows [oh0, oh0+nr) and panels
@@ -409,6 +430,12 @@ static void lower_unit(const ck_conv_ctx *ctx, const float *in, mec_unit un, siz
   const mec_state *s = ctx->state;
   lower_band(&ctx->pb, s, ctx->kern->gemm_packt, in, un.n0, un.g,
              un.oh0 * (size_t)ctx->pb.d.stride_height, un.nr, p_lo, p_hi, u_lo, u_hi, un.p0, l);
+}
+
+/* The cache lines of o[0..len), for writing. */
+static inline void prefetch_run(const float *o, size_t len) {
+  for (size_t x = 0; x < len; x += 64 / sizeof(float)) __builtin_prefetch(o + x, 1, 3);
+  __builtin_prefetch(o + len - 1, 1, 3);
 }
 
 /* The GEMMs of channel block blk of a unit whose L (its chunk) is lowered, and their output. */
@@ -462,8 +489,14 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
           memcpy(out + ((n * OH + oh) * OW + ow0 + x) * M + g * mg + m0, t + x * mb,
                  mb * sizeof(float));
       } else {
-        for (size_t m = 0; m < mb; m++) {
-          float *o = out + ((n * M + g * mg + m0 + m) * OH + oh) * OW + ow0;
+        /* The run of each channel plane is a store to lines not in L1: fetched AHEAD
+         * channels in advance, so that the fills overlap instead of draining the store
+         * buffer one miss at a time. */
+        float *o = out + ((n * M + g * mg + m0) * OH + oh) * OW + ow0;
+        const size_t plane = OH * OW;
+        for (size_t m = 0; m < AHEAD && m < mb; m++) prefetch_run(o + m * plane, len);
+        for (size_t m = 0; m < mb; m++, o += plane) {
+          if (m + AHEAD < mb) prefetch_run(o + AHEAD * plane, len);
           for (size_t x = 0; x < len; x++) o[x] = t[x * mb + m];
         }
       }

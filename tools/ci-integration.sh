@@ -56,11 +56,15 @@ for mode in shared static; do
   cmake --build "$OUT/example-cmake-$mode" >>"$OUT/example-cmake-$mode.log"
   run_example "cmake-$mode" "$OUT/example-cmake-$mode/conv_example"
 done
-if ! ldd "$OUT/example-cmake-shared/conv_example" | grep -q "$LIBDIR/libconvkit.so"; then
+# ldd's output is taken whole before grep reads it: under pipefail, grep -q leaving at the
+# first match could kill ldd with SIGPIPE and fail the pipeline (a CI run failed that way).
+shared_deps=$(ldd "$OUT/example-cmake-shared/conv_example")
+static_deps=$(ldd "$OUT/example-cmake-static/conv_example")
+if ! grep -q "$LIBDIR/libconvkit.so" <<<"$shared_deps"; then
   echo "FAIL: the shared CMake consumer does not load $LIBDIR/libconvkit.so"
   exit 1
 fi
-if ldd "$OUT/example-cmake-static/conv_example" | grep -q libconvkit; then
+if grep -q libconvkit <<<"$static_deps"; then
   echo "FAIL: the static CMake consumer depends on a shared libconvkit"
   exit 1
 fi

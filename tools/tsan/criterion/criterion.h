@@ -38,6 +38,7 @@ void ckshim_check(int ok, int fatal, const char *file, int line, const char *exp
   ckshim_check(!!(ok), fatal, __FILE__, __LINE__, expr, "" __VA_ARGS__)
 
 #define cr_assert(c, ...) CKSHIM_CHECK(1, (c), #c, __VA_ARGS__)
+#define cr_assert_fail(...) CKSHIM_CHECK(1, 0, "failed", __VA_ARGS__)
 #define cr_expect(c, ...) CKSHIM_CHECK(0, (c), #c, __VA_ARGS__)
 #define cr_assert_eq(a, b, ...) CKSHIM_CHECK(1, (a) == (b), #a " == " #b, __VA_ARGS__)
 #define cr_expect_eq(a, b, ...) CKSHIM_CHECK(0, (a) == (b), #a " == " #b, __VA_ARGS__)

@@ -128,12 +128,18 @@ static int use_wide(const ck_kernels *kern, const ck_gemm_problem *p) {
   return kern->gemm_direct_wide != NULL && plain_rows(p) && p->n <= (size_t)kern->direct_wide_nr;
 }
 
+/* The direct kernel for the wide path or the table's own, with the tile it covers. */
+static ck_gemm_direct_fn direct_kernel(const ck_kernels *kern, int wide, size_t *mr, size_t *nr) {
+  *mr = (size_t)(wide ? kern->direct_wide_mr : kern->mr);
+  *nr = (size_t)(wide ? kern->direct_wide_nr : kern->nr);
+  return wide ? kern->gemm_direct_wide : kern->gemm_direct;
+}
+
 static int make_blocking(const ck_kernels *kern, const ck_gemm_problem *p, blocking *bl) {
   size_t kc_max, nc_max;
   cache_blocks(kern, &kc_max, &nc_max);
   bl->wide = use_wide(kern, p);
-  bl->mr = (size_t)(bl->wide ? kern->direct_wide_mr : kern->mr);
-  bl->nr = (size_t)(bl->wide ? kern->direct_wide_nr : kern->nr);
+  direct_kernel(kern, bl->wide, &bl->mr, &bl->nr);
   if (bl->wide) {
     /* Each k of a wide tile reads its A elements once (no micro-panel to keep in L1), and every
      * row tile reads the KC x n block of B again: KC may grow until that block takes half of L2,
@@ -568,11 +574,10 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
   if (flops <= 1.5e7 && plain_rows(p)) {
     size_t kc_max, nc_max;
     cache_blocks(kern, &kc_max, &nc_max);
-    const int wide = use_wide(kern, p);
-    ck_gemm_direct_fn direct = wide ? kern->gemm_direct_wide : kern->gemm_direct;
+    size_t mr, nr;
+    const ck_gemm_direct_fn direct = direct_kernel(kern, use_wide(kern, p), &mr, &nr);
     if (direct && p->k <= kc_max) {
-      run_direct(direct, (size_t)(wide ? kern->direct_wide_mr : kern->mr),
-                 (size_t)(wide ? kern->direct_wide_nr : kern->nr), p);
+      run_direct(direct, mr, nr, p);
       return;
     }
   }
@@ -589,7 +594,8 @@ void ck_gemm_execute(const ck_kernels *kern, const ck_gemm_problem *p, int threa
     int t = (int)(flops / min_flops_per_thread);
     threads = t < 1 ? 1 : t;
   }
-  ck_gemm_direct_fn direct = jb.bl.wide ? kern->gemm_direct_wide : kern->gemm_direct;
+  size_t mr, nr;
+  const ck_gemm_direct_fn direct = direct_kernel(kern, jb.bl.wide, &mr, &nr);
   jb.direct_a = jb.bl.direct_a ? direct : NULL;
   jb.ldb = jb.bl.wide ? p->b.row_stride : jb.bl.nr;
   jb.prefetch = jb.bl.wide ? NULL : kern->gemm_prefetch;

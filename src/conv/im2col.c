@@ -322,7 +322,9 @@ static void dw_tile_nchw(const ck_conv_ctx *ctx, const float *input, float *outp
   const float *wc = s->dw_w + c * K;
   const float b = s->bias[c];
   float *out = output + (n * C + c) * s->P + oh0 * OW;
-  /* DW_SPAN sums stay in registers over all taps: x is read once and out written once. */
+  /* DW_SPAN sums stay in registers over all taps: x is read once and out written once. The
+   * full span has its own loop so that its trip count is a constant the compiler unrolls into
+   * registers; the last, shorter span runs the same sums in memory. */
   for (size_t p0 = 0; p0 < np; p0 += DW_SPAN) {
     const size_t m = np - p0 < DW_SPAN ? np - p0 : DW_SPAN;
     float acc[DW_SPAN] = {0.0f};

@@ -77,6 +77,36 @@ Test(indirect, stress_shapes_match_the_reference_on_every_isa, .timeout = 600) {
   }
 }
 
+/* Depthwise: the output rows whose windows are inside the image vertically share one stored
+ * row of positions, each read at its own input offset (indirect.h). Heights from no such row to
+ * several, with top and bottom pads that differ, strides 1-3, dilation 1-2 and two images, so
+ * that the first and last of those rows, the rows around them and the batch offset are all
+ * checked against the reference on every ISA. */
+Test(indirect, depthwise_inner_rows_match_the_reference) {
+  ck_isa isas[4];
+  const int nisa = ckt_available_isas(isas, 4);
+  char msg[1024];
+  int n = 0;
+  for (int h = 1; h <= 9; h++)
+    for (int sh = 1; sh <= 3; sh++)
+      for (int dh = 1; dh <= 2; dh++)
+        for (int v = 0; v < 3; v++) {
+          const int pt = v, pb = 2 - v, kh = v == 1 ? 5 : 3;
+          if (h + pt + pb < dh * (kh - 1) + 1) continue; /* no output row */
+          const shape s = {2, 19, h, 6, 19, kh, 3, sh, 1, pt, pb, 1, 1, dh, 1, 19};
+          ck_conv_desc d;
+          desc_of(&s, CK_LAYOUT_NHWC, CK_FILTER_OIHW, CK_ACTIVATION_NONE, &d);
+          for (int j = 0; j < nisa; j++) {
+            cr_assert_eq(
+                ckt_check_conv(&d, CK_ALGO_INDIRECT, isas[j], 1 + (h + j) % 2, msg, sizeof msg), 0,
+                "h %d sh %d dh %d pads %d/%d kh %d on %s: %s", h, sh, dh, pt, pb, kh,
+                ck_isa_name(isas[j]), msg);
+            n++;
+          }
+        }
+  cr_assert_gt(n, 100);
+}
+
 /* One plan, two input buffers at different addresses holding the same values: the same bits.
  * (The indirection is built once against a base; only the offset changes per call.) Then a
  * third buffer with other values gives other results, so the plan does read the new buffer. */

@@ -8,13 +8,19 @@
 #include "../igemm.h"
 #include "conv.h"
 
-/* The depthwise loop: one kernel call per output row and channel tile. */
+/* The depthwise loop: one kernel call per output row and channel tile. Output rows whose
+ * windows are all inside the image vertically (inner_lo <= oy < inner_hi) differ only by where
+ * their input rows start, so they share the stored positions of row inner_lo, read with
+ * (oy - inner_lo) * row_step more bytes of offset: the buffer holds the rows that touch the top
+ * or bottom padding and one inner row. */
 typedef struct {
   ck_dwconv_ukernel kernel;
-  size_t cb;           /* channels per packed block */
-  size_t ks;           /* taps */
-  size_t row_ptrs;     /* positions per output row */
-  size_t pixel_stride; /* positions from one output pixel to the next */
+  size_t cb;                 /* channels per packed block */
+  size_t ks;                 /* taps */
+  size_t row_ptrs;           /* positions per output row */
+  size_t pixel_stride;       /* positions from one output pixel to the next */
+  size_t inner_lo, inner_hi; /* the rows sharing stored row inner_lo; inner_hi == inner_lo: none */
+  size_t row_step;           /* bytes between the input rows of output rows oy and oy + 1 */
   ck_clamp_params clamp;
 } ck_indirect_dw;
 

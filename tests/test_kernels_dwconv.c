@@ -217,9 +217,10 @@ Test(kernels_dwconv, multi_pass_has_the_bits_of_single_pass) {
   }
 }
 
-/* The 9-tap kernels read rows of shared columns (input stride 3 and 6) in groups of 8, 4, 2 and 1
- * pixels, and skip the clamp when it is unbounded: every group mix, channel tail, both clamps and
- * a NaN in the row. */
+/* The 9-tap kernels read rows of shared columns (input stride 3 and 6) in groups of up to 8
+ * pixels (AVX-512: as even as they come, 1 to 8 each; AVX2: 4, 2, 1), and skip the clamp
+ * when it is unbounded: every group size and mix, channel tail, both clamps and a NaN in the
+ * row. */
 Test(kernels_dwconv, column_paths_with_and_without_a_clamp) {
   load_tables();
   const ck_clamp_params none = {-INFINITY, INFINITY}, relu = {0.0f, INFINITY};
@@ -229,7 +230,7 @@ Test(kernels_dwconv, column_paths_with_and_without_a_clamp) {
     const ck_kernels *t = tables[ti];
     const size_t CB = (size_t)t->dw_cb;
     const size_t channels[] = {1, CB - 1, CB, CB + 1, 2 * CB + 3, 4 * CB};
-    const size_t pixels[] = {1, 2, 3, 7, 8, 9, 14, 15, 17};
+    const size_t pixels[] = {1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 22};
     uint64_t seed = 101;
     for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
       for (size_t b = 0; b < sizeof pixels / sizeof *pixels; b++)
@@ -253,7 +254,7 @@ Test(kernels_dwconv, column_paths_on_image_rows) {
     const ck_kernels *t = tables[ti];
     const size_t CB = (size_t)t->dw_cb;
     const size_t channels[] = {1, CB - 1, CB, 2 * CB + 3, 8 * CB};
-    const size_t pixels[] = {1, 2, 7, 8, 14, 28};
+    const size_t pixels[] = {1, 2, 7, 8, 13, 14, 20, 28};
     uint64_t seed = 707;
     for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
       for (size_t b = 0; b < sizeof pixels / sizeof *pixels; b++)

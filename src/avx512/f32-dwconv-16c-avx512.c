@@ -252,27 +252,35 @@ columns(int CL, size_t S, size_t PX, size_t channels, const float **e, size_t in
   }
 }
 
-/* A row through the packed blocks, in groups of 8, 4, 2, 1 pixels. */
+/* A row through the packed blocks, in groups of at most 8 pixels as even as they come (14:
+ * 7 + 7, not 8 + 4 + 2): every group loads the 9 weights of every block and 2*S more columns
+ * than its pixels need, so fewer, fuller groups do less of both. */
 static inline __attribute__((always_inline)) void
 row_direct(int CL, size_t S, size_t channels, size_t pixels, const float **input,
            size_t input_offset, const float *zero, const float *weights, float *output,
            size_t output_stride, __m512 vmin, __m512 vmax) {
-  for (; pixels >= 8; pixels -= 8, input += 8 * 3 * S, output += 8 * output_stride)
-    columns(CL, S, 8, channels, input, input_offset, zero, weights, output, output_stride, vmin,
-            vmax);
-  if (pixels >= 4) {
-    columns(CL, S, 4, channels, input, input_offset, zero, weights, output, output_stride, vmin,
-            vmax);
-    pixels -= 4, input += 4 * 3 * S, output += 4 * output_stride;
+  while (pixels != 0) {
+    const size_t groups = (pixels + COL_PX - 1) / COL_PX, px = (pixels + groups - 1) / groups;
+    switch (px) {
+#define CK_GROUP(n)                                                                                \
+  case n:                                                                                          \
+    columns(CL, S, n, channels, input, input_offset, zero, weights, output, output_stride, vmin,   \
+            vmax);                                                                                 \
+    break;
+      CK_GROUP(8)
+      CK_GROUP(7)
+      CK_GROUP(6)
+      CK_GROUP(5)
+      CK_GROUP(4)
+      CK_GROUP(3)
+      CK_GROUP(2)
+      CK_GROUP(1)
+#undef CK_GROUP
+    default: /* px is 1 to COL_PX */
+      break;
+    }
+    pixels -= px, input += px * 3 * S, output += px * output_stride;
   }
-  if (pixels >= 2) {
-    columns(CL, S, 2, channels, input, input_offset, zero, weights, output, output_stride, vmin,
-            vmax);
-    pixels -= 2, input += 2 * 3 * S, output += 2 * output_stride;
-  }
-  if (pixels >= 1)
-    columns(CL, S, 1, channels, input, input_offset, zero, weights, output, output_stride, vmin,
-            vmax);
 }
 
 /* A row: row_direct for an output on a line, otherwise in chunks of up to CHUNK pixels, the

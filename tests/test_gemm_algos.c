@@ -559,3 +559,88 @@ Test(gemm_algos, nhwc_kernel_rows_as_one_pack) {
   d.dilation_width = 2; /* not contiguous: tap by tap */
   check_everywhere(d, one_two, 2);
 }
+
+/* ck_lower_nchw against its definition, element by element: row k = (c, kh, kw) of panel q holds
+ * the input at (oh*sh - pt + kh*dh, ow*sw - pl + kw*dw) for the panel's pixels, 0 in the padding
+ * and past the tile. Stride 1 with OW == W and narrow padding columns takes the flat path (one
+ * copy per panel row, padding columns zeroed after it), including rows wholly in the padding
+ * (pad_top above the kernel), asymmetric and dilated padding, widths below a panel and tiles
+ * starting mid-row; the rest (stride 2, padding columns over a quarter of a row) takes the cuts
+ * per output row. Whole kernels, single taps and rows of taps, as im2col, kn2row-aa and its tap
+ * groups lower them. The input and the panels are allocated to their exact size, so ASan sees
+ * any access outside them. */
+Test(gemm_algos, nchw_lowering_matches_definition) {
+  /* C, H, W, KH, KW, sh, sw, dh, dw, pt, pb, pl, pr */
+  static const int shapes[][13] = {
+      {3, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 5, 17, 3, 3, 1, 1, 1, 1, 0, 2, 2, 0},  {2, 9, 9, 5, 3, 1, 1, 2, 2, 4, 4, 2, 2},
+      {1, 4, 12, 3, 5, 1, 1, 1, 1, 4, 0, 1, 3},  {2, 6, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   {2, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  {2, 6, 8, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}};
+  static const size_t pws[] = {6, 8, 14, 16, 32};
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    const int *v = shapes[si];
+    ck_conv_desc d = make_desc(1, v[0], v[1], v[2], 1, v[3], v[4]);
+    d.stride_height = v[5];
+    d.stride_width = v[6];
+    d.dilation_height = v[7];
+    d.dilation_width = v[8];
+    set_pads(&d, v[9], v[10], v[11], v[12]);
+    ck_conv_problem pb;
+    cr_assert_eq(ck_conv_problem_init(&d, &pb), CK_OK, "shape %zu: %s", si, ck_last_error());
+    const size_t C = (size_t)v[0], H = (size_t)v[1], W = (size_t)v[2];
+    const size_t P = (size_t)pb.out_h * (size_t)pb.out_w;
+    float *in = malloc(C * H * W * sizeof(float));
+    for (size_t i = 0; i < C * H * W; i++) in[i] = (float)i + 1.0f;
+    /* tap ranges: all, each single tap, each row of taps */
+    ck_tap_range ranges[64];
+    size_t nr = 0;
+    ranges[nr++] = (ck_tap_range){0, v[3], 0, v[4]};
+    for (int kh = 0; kh < v[3]; kh++) {
+      ranges[nr++] = (ck_tap_range){kh, 1, 0, v[4]};
+      for (int kw = 0; kw < v[4]; kw++) ranges[nr++] = (ck_tap_range){kh, 1, kw, 1};
+    }
+    for (size_t w = 0; w < sizeof pws / sizeof pws[0]; w++) {
+      const size_t pw = pws[w];
+      /* tiles: the whole image, one from mid-row to the end, one panel mid-image, a short tail */
+      const size_t tiles[4][2] = {
+          {0, P},
+          {P / 3 + 1 < P ? P / 3 + 1 : 0, P - (P / 3 + 1 < P ? P / 3 + 1 : 0)},
+          {P / 2, P - P / 2 < pw ? P - P / 2 : pw},
+          {P > 3 ? P - 3 : 0, P > 3 ? 3 : P}};
+      for (size_t ti = 0; ti < 4; ti++)
+        for (size_t ri = 0; ri < nr; ri++) {
+          const size_t p0 = tiles[ti][0], np = tiles[ti][1];
+          const ck_tap_range t = ranges[ri];
+          const size_t kdim = C * (size_t)t.nkh * (size_t)t.nkw, panels = (np + pw - 1) / pw;
+          float *dst = malloc(panels * kdim * pw * sizeof(float));
+          for (size_t i = 0; i < panels * kdim * pw; i++) dst[i] = NAN;
+          ck_lower_nchw(&pb, in, p0, np, t, pw, dst);
+          for (size_t q = 0; q < panels; q++)
+            for (size_t k = 0; k < kdim; k++)
+              for (size_t j = 0; j < pw; j++) {
+                const size_t c = k / ((size_t)t.nkh * (size_t)t.nkw);
+                const long kh = t.kh0 + (long)(k / (size_t)t.nkw % (size_t)t.nkh);
+                const long kw = t.kw0 + (long)(k % (size_t)t.nkw);
+                const size_t pix = q * pw + j;
+                float want = 0.0f;
+                if (pix < np) {
+                  const long oh = (long)((p0 + pix) / (size_t)pb.out_w);
+                  const long ow = (long)((p0 + pix) % (size_t)pb.out_w);
+                  const long ih = oh * v[5] - v[9] + kh * v[7], iw = ow * v[6] - v[11] + kw * v[8];
+                  if (ih >= 0 && ih < (long)H && iw >= 0 && iw < (long)W)
+                    want = in[(c * H + (size_t)ih) * W + (size_t)iw];
+                }
+                const float got = dst[(q * kdim + k) * pw + j];
+                cr_assert(got == want,
+                          "shape %zu pw %zu tile %zu taps (%d+%d, %d+%d): panel %zu row %zu "
+                          "pixel %zu: %g, want %g",
+                          si, pw, ti, t.kh0, t.nkh, t.kw0, t.nkw, q, k, j, (double)got,
+                          (double)want);
+              }
+          free(dst);
+        }
+    }
+    free(in);
+  }
+}

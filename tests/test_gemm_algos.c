@@ -644,3 +644,69 @@ Test(gemm_algos, nchw_lowering_matches_definition) {
     free(in);
   }
 }
+
+/* The output of a plan with `threads` threads (NULL on failure; the caller frees it). */
+static float *run_threads(const ck_conv_desc *d, ck_algo algo, int threads, const float *in,
+                          const float *f, size_t nout) {
+  ck_plan_options o;
+  ck_plan_options_init(&o);
+  o.algo = algo;
+  o.threads = threads;
+  ck_plan *p = NULL;
+  cr_assert_eq(ck_conv_plan_create(d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+  float *out = malloc(nout * sizeof(float));
+  cr_assert_eq(ck_conv_execute(p, in, out, NULL), CK_OK);
+  ck_plan_destroy(p);
+  return out;
+}
+
+/* kn2row-aa with 32 to 64 input channels groups taps up to an inner dimension of 192: a whole
+ * row of 3x3 taps at 64 channels (3 groups), two rows of 3 taps at 40 channels (the last row
+ * alone), groups of 3 and 2 taps in a row of 5 at 64 channels, dilation and stride, with the
+ * grouped tile capped at a single tap's floats; several tiles with the budgets divided by 16,
+ * against the reference at 1, 2 and 3 threads and with the same bits for each. */
+Test(gemm_algos, kn2row_aa_rows_of_taps) {
+  static const int threads[] = {1, 2, 3};
+  ck_conv_desc shapes[4];
+  shapes[0] = make_desc(1, 64, 13, 11, 40, 3, 3);
+  set_pads(&shapes[0], 1, 1, 1, 1);
+  shapes[0].activation = CK_ACTIVATION_RELU;
+  shapes[1] = make_desc(1, 40, 9, 10, 36, 3, 3);
+  set_pads(&shapes[1], 2, 0, 1, 1);
+  shapes[2] = make_desc(2, 64, 8, 9, 33, 5, 5);
+  set_pads(&shapes[2], 2, 2, 2, 2);
+  shapes[2].dilation_width = 2;
+  shapes[3] = make_desc(1, 32, 12, 12, 32, 3, 3);
+  set_pads(&shapes[3], 1, 1, 0, 1);
+  shapes[3].stride_height = shapes[3].stride_width = 2;
+  for (int shift = 0; shift <= 4; shift += 4) {
+    ck_gc_budget_shift = shift;
+    for (int sidx = 0; sidx < 4; sidx++) {
+      ck_conv_desc d = shapes[sidx];
+      char what[32];
+      snprintf(what, sizeof what, "shape %d", sidx);
+      check_algo(d, CK_ALGO_KN2ROW_AA, threads, 3, what);
+      for (int lay = 0; lay < 2; lay++) {
+        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
+        int oh, ow;
+        cr_assert_eq(ck_conv_output_size(&d, &oh, &ow), CK_OK);
+        const size_t nin = (size_t)d.batch * d.in_channels * d.in_height * d.in_width;
+        const size_t nout = (size_t)d.batch * d.out_channels * oh * ow;
+        const size_t nf = (size_t)d.out_channels * d.in_channels * d.kernel_height * d.kernel_width;
+        float *in = malloc(nin * sizeof(float)), *f = malloc(nf * sizeof(float));
+        uint64_t seed = 7 + (uint64_t)sidx;
+        ckt_fill(in, nin, &seed);
+        ckt_fill(f, nf, &seed);
+        float *o1 = run_threads(&d, CK_ALGO_KN2ROW_AA, 1, in, f, nout);
+        for (int t = 2; t <= 3; t++) {
+          float *ot = run_threads(&d, CK_ALGO_KN2ROW_AA, t, in, f, nout);
+          cr_assert(memcmp(o1, ot, nout * sizeof(float)) == 0,
+                    "%s layout %d shift %d: 1 and %d threads differ", what, lay, shift, t);
+          free(ot);
+        }
+        free(o1), free(in), free(f);
+      }
+    }
+  }
+  ck_gc_budget_shift = 0;
+}

@@ -58,10 +58,9 @@
 #define KN2ROW_MIN_K 32
 /* kn2row-aa with 32 to 64 input channels: taps grouped up to this inner dimension (a row of 3x3
  * taps at 64 channels), 3 passes over the output tile instead of 9. resnet50_res2_3x3 NCHW went
- * from 1.12 to 1.07x im2col's time on 1 thread and from 1.24-1.39 to 1.11x on 2 (paired runs);
- * vgg16_conv1_2 and yolov3_conv_208_s2 gained too in both layouts. 128-channel layers
- * measured level with pairs of taps (K = 256), whose gathered tiles took over a tenth of
- * im2col's workspace on 2 threads, so they keep single taps. */
+ * from 1.12 to 1.07x im2col's time on 1 thread and from 1.24-1.39 to 1.11x on 2 (paired
+ * runs). 128-channel layers measured level with pairs of taps (K = 256), whose gathered tiles
+ * took over a tenth of im2col's workspace on 2 threads, so they keep single taps. */
 #define KN2ROW_AA_ROW_K 192
 #define KN2ROW_AA_ROW_MAX_C 64
 /* kn2row-aa: one panel of a gathered tap (pw pixels x the tap's input channels) at most 8 Ki

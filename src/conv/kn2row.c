@@ -847,20 +847,27 @@ static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ew
     if (s->pack_rows) /* row i0 starts a panel */
       tl.pix = (ck_gc_pixels){.data = pix + (size_t)((i0 - u0) * W) * cg, .packed = 1};
     ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
-    for (long ih = i0; ih < i1; ih++) {
-      const long oh = ih + pt - kh * dh;
-      long first, last;
-      valid_kh(d, oh, &first, &last);
-      const int init = kh == first, fin = kh == last;
-      if (!nchw) {
+    if (!nchw) {
+      for (long ih = i0; ih < i1; ih++) {
+        const long oh = ih + pt - kh * dh;
+        long first, last;
+        valid_kh(d, oh, &first, &last);
         /* Pixel by pixel, the row of taps at once. */
         sa_row_nhwc(pb, out_c + (size_t)(oh * OW) * M, y + (size_t)(ih - i0) * (size_t)W * km, km,
-                    0, mb, bias, init, fin);
-        continue;
+                    0, mb, bias, kh == first, kh == last);
       }
-      for (size_t m = 0; m < mb; m++) {
+      continue;
+    }
+    /* Channel by channel, its rows in order: each pass walks one output plane and the KW partial
+     * planes of the channel contiguously (row by row, the channels interleaved, each row's few
+     * lines were a new stream in another plane). */
+    for (size_t m = 0; m < mb; m++) {
+      for (long ih = i0; ih < i1; ih++) {
+        const long oh = ih + pt - kh * dh;
+        long first, last;
+        valid_kh(d, oh, &first, &last);
         float *o = out_c + m * P + (size_t)(oh * OW);
-        if (init)
+        if (kh == first)
           for (long ow = 0; ow < OW; ow++) o[ow] = bias[m];
         for (long kw = 0; kw < KW; kw++) {
           const long off = -pl + kw * dw;
@@ -869,7 +876,7 @@ static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ew
           valid_ow(pb, kw, &lo, &hi);
           for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
         }
-        if (fin)
+        if (kh == last)
           for (long ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow], pb->min, pb->max);
       }
     }

@@ -559,3 +559,154 @@ Test(gemm_algos, nhwc_kernel_rows_as_one_pack) {
   d.dilation_width = 2; /* not contiguous: tap by tap */
   check_everywhere(d, one_two, 2);
 }
+
+/* ck_lower_nchw against its definition, element by element: row k = (c, kh, kw) of panel q holds
+ * the input at (oh*sh - pt + kh*dh, ow*sw - pl + kw*dw) for the panel's pixels, 0 in the padding
+ * and past the tile. Stride 1 with OW == W and narrow padding columns takes the flat path (one
+ * copy per panel row, padding columns zeroed after it), including rows wholly in the padding
+ * (pad_top above the kernel), asymmetric and dilated padding, widths below a panel and tiles
+ * starting mid-row; the rest (stride 2, padding columns over a quarter of a row) takes the cuts
+ * per output row. Whole kernels, single taps and rows of taps, as im2col, kn2row-aa and its tap
+ * groups lower them. The input and the panels are allocated to their exact size, so ASan sees
+ * any access outside them. */
+Test(gemm_algos, nchw_lowering_matches_definition) {
+  /* C, H, W, KH, KW, sh, sw, dh, dw, pt, pb, pl, pr */
+  static const int shapes[][13] = {
+      {3, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 5, 17, 3, 3, 1, 1, 1, 1, 0, 2, 2, 0},  {2, 9, 9, 5, 3, 1, 1, 2, 2, 4, 4, 2, 2},
+      {1, 4, 12, 3, 5, 1, 1, 1, 1, 4, 0, 1, 3},  {2, 6, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   {2, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {2, 9, 11, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  {2, 6, 8, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0}};
+  static const size_t pws[] = {6, 8, 14, 16, 32};
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    const int *v = shapes[si];
+    ck_conv_desc d = make_desc(1, v[0], v[1], v[2], 1, v[3], v[4]);
+    d.stride_height = v[5];
+    d.stride_width = v[6];
+    d.dilation_height = v[7];
+    d.dilation_width = v[8];
+    set_pads(&d, v[9], v[10], v[11], v[12]);
+    ck_conv_problem pb;
+    cr_assert_eq(ck_conv_problem_init(&d, &pb), CK_OK, "shape %zu: %s", si, ck_last_error());
+    const size_t C = (size_t)v[0], H = (size_t)v[1], W = (size_t)v[2];
+    const size_t P = (size_t)pb.out_h * (size_t)pb.out_w;
+    float *in = malloc(C * H * W * sizeof(float));
+    for (size_t i = 0; i < C * H * W; i++) in[i] = (float)i + 1.0f;
+    /* tap ranges: all, each single tap, each row of taps */
+    ck_tap_range ranges[64];
+    size_t nr = 0;
+    ranges[nr++] = (ck_tap_range){0, v[3], 0, v[4]};
+    for (int kh = 0; kh < v[3]; kh++) {
+      ranges[nr++] = (ck_tap_range){kh, 1, 0, v[4]};
+      for (int kw = 0; kw < v[4]; kw++) ranges[nr++] = (ck_tap_range){kh, 1, kw, 1};
+    }
+    for (size_t w = 0; w < sizeof pws / sizeof pws[0]; w++) {
+      const size_t pw = pws[w];
+      /* tiles: the whole image, one from mid-row to the end, one panel mid-image, a short tail */
+      const size_t tiles[4][2] = {
+          {0, P},
+          {P / 3 + 1 < P ? P / 3 + 1 : 0, P - (P / 3 + 1 < P ? P / 3 + 1 : 0)},
+          {P / 2, P - P / 2 < pw ? P - P / 2 : pw},
+          {P > 3 ? P - 3 : 0, P > 3 ? 3 : P}};
+      for (size_t ti = 0; ti < 4; ti++)
+        for (size_t ri = 0; ri < nr; ri++) {
+          const size_t p0 = tiles[ti][0], np = tiles[ti][1];
+          const ck_tap_range t = ranges[ri];
+          const size_t kdim = C * (size_t)t.nkh * (size_t)t.nkw, panels = (np + pw - 1) / pw;
+          float *dst = malloc(panels * kdim * pw * sizeof(float));
+          for (size_t i = 0; i < panels * kdim * pw; i++) dst[i] = NAN;
+          ck_lower_nchw(&pb, in, p0, np, t, pw, dst);
+          for (size_t q = 0; q < panels; q++)
+            for (size_t k = 0; k < kdim; k++)
+              for (size_t j = 0; j < pw; j++) {
+                const size_t c = k / ((size_t)t.nkh * (size_t)t.nkw);
+                const long kh = t.kh0 + (long)(k / (size_t)t.nkw % (size_t)t.nkh);
+                const long kw = t.kw0 + (long)(k % (size_t)t.nkw);
+                const size_t pix = q * pw + j;
+                float want = 0.0f;
+                if (pix < np) {
+                  const long oh = (long)((p0 + pix) / (size_t)pb.out_w);
+                  const long ow = (long)((p0 + pix) % (size_t)pb.out_w);
+                  const long ih = oh * v[5] - v[9] + kh * v[7], iw = ow * v[6] - v[11] + kw * v[8];
+                  if (ih >= 0 && ih < (long)H && iw >= 0 && iw < (long)W)
+                    want = in[(c * H + (size_t)ih) * W + (size_t)iw];
+                }
+                const float got = dst[(q * kdim + k) * pw + j];
+                cr_assert(got == want,
+                          "shape %zu pw %zu tile %zu taps (%d+%d, %d+%d): panel %zu row %zu "
+                          "pixel %zu: %g, want %g",
+                          si, pw, ti, t.kh0, t.nkh, t.kw0, t.nkw, q, k, j, (double)got,
+                          (double)want);
+              }
+          free(dst);
+        }
+    }
+    free(in);
+  }
+}
+
+/* The output of a plan with `threads` threads (NULL on failure; the caller frees it). */
+static float *run_threads(const ck_conv_desc *d, ck_algo algo, int threads, const float *in,
+                          const float *f, size_t nout) {
+  ck_plan_options o;
+  ck_plan_options_init(&o);
+  o.algo = algo;
+  o.threads = threads;
+  ck_plan *p = NULL;
+  cr_assert_eq(ck_conv_plan_create(d, f, NULL, &o, &p), CK_OK, "%s", ck_last_error());
+  float *out = malloc(nout * sizeof(float));
+  cr_assert_eq(ck_conv_execute(p, in, out, NULL), CK_OK);
+  ck_plan_destroy(p);
+  return out;
+}
+
+/* kn2row-aa with 32 to 64 input channels groups taps up to an inner dimension of 192: a whole
+ * row of 3x3 taps at 64 channels (3 groups), two rows of 3 taps at 40 channels (the last row
+ * alone), groups of 3 and 2 taps in a row of 5 at 64 channels, dilation and stride, with the
+ * grouped tile capped at a single tap's floats; several tiles with the budgets divided by 16,
+ * against the reference at 1, 2 and 3 threads and with the same bits for each. */
+Test(gemm_algos, kn2row_aa_rows_of_taps) {
+  static const int threads[] = {1, 2, 3};
+  ck_conv_desc shapes[4];
+  shapes[0] = make_desc(1, 64, 13, 11, 40, 3, 3);
+  set_pads(&shapes[0], 1, 1, 1, 1);
+  shapes[0].activation = CK_ACTIVATION_RELU;
+  shapes[1] = make_desc(1, 40, 9, 10, 36, 3, 3);
+  set_pads(&shapes[1], 2, 0, 1, 1);
+  shapes[2] = make_desc(2, 64, 8, 9, 33, 5, 5);
+  set_pads(&shapes[2], 2, 2, 2, 2);
+  shapes[2].dilation_width = 2;
+  shapes[3] = make_desc(1, 32, 12, 12, 32, 3, 3);
+  set_pads(&shapes[3], 1, 1, 0, 1);
+  shapes[3].stride_height = shapes[3].stride_width = 2;
+  for (int shift = 0; shift <= 4; shift += 4) {
+    ck_gc_budget_shift = shift;
+    for (int sidx = 0; sidx < 4; sidx++) {
+      ck_conv_desc d = shapes[sidx];
+      char what[32];
+      snprintf(what, sizeof what, "shape %d", sidx);
+      check_algo(d, CK_ALGO_KN2ROW_AA, threads, 3, what);
+      for (int lay = 0; lay < 2; lay++) {
+        d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
+        int oh, ow;
+        cr_assert_eq(ck_conv_output_size(&d, &oh, &ow), CK_OK);
+        const size_t nin = (size_t)d.batch * d.in_channels * d.in_height * d.in_width;
+        const size_t nout = (size_t)d.batch * d.out_channels * oh * ow;
+        const size_t nf = (size_t)d.out_channels * d.in_channels * d.kernel_height * d.kernel_width;
+        float *in = malloc(nin * sizeof(float)), *f = malloc(nf * sizeof(float));
+        uint64_t seed = 7 + (uint64_t)sidx;
+        ckt_fill(in, nin, &seed);
+        ckt_fill(f, nf, &seed);
+        float *o1 = run_threads(&d, CK_ALGO_KN2ROW_AA, 1, in, f, nout);
+        for (int t = 2; t <= 3; t++) {
+          float *ot = run_threads(&d, CK_ALGO_KN2ROW_AA, t, in, f, nout);
+          cr_assert(memcmp(o1, ot, nout * sizeof(float)) == 0,
+                    "%s layout %d shift %d: 1 and %d threads differ", what, lay, shift, t);
+          free(ot);
+        }
+        free(o1), free(in), free(f);
+      }
+    }
+  }
+  ck_gc_budget_shift = 0;
+}

@@ -56,6 +56,13 @@
 #define KN2ROW_MIN_BLOCK 16
 /* Inner dimension below which taps are grouped into one GEMM (kn2row-aa, tap sums). */
 #define KN2ROW_MIN_K 32
+/* kn2row-aa with 32 to 64 input channels: taps grouped up to this inner dimension (a row of 3x3
+ * taps at 64 channels), 3 passes over the output tile instead of 9. resnet50_res2_3x3 NCHW went
+ * from 1.12 to 1.07x im2col's time on 1 thread and from 1.24-1.39 to 1.11x on 2 (paired
+ * runs). 128-channel layers measured level with pairs of taps (K = 256), whose gathered tiles
+ * took over a tenth of im2col's workspace on 2 threads, so they keep single taps. */
+#define KN2ROW_AA_ROW_K 192
+#define KN2ROW_AA_ROW_MAX_C 64
 /* kn2row-aa: one panel of a gathered tap (pw pixels x the tap's input channels) at most 8 Ki
  * floats (32 KiB); a tap with more channels is split into equal chunks of channels, each
  * gathered and accumulated into the output in turn. The gathered tap is kn2row-aa's whole extra
@@ -321,15 +328,17 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
   } else {
     /* Each GEMM re-reads and re-writes the output tile: with few channels per tap (and enough
      * output channels for that to dominate) taps are grouped until a GEMM's inner dimension
-     * reaches KN2ROW_MIN_K, whole rows of taps first. Depthwise layers keep single taps. */
+     * reaches min_k, whole rows of taps first. Depthwise layers keep single taps. */
     const size_t KH = (size_t)d->kernel_height, KW = (size_t)d->kernel_width;
+    const int aa_rows = mode == MODE_AA && cg >= KN2ROW_MIN_K && cg <= KN2ROW_AA_ROW_MAX_C;
+    const size_t min_k = aa_rows ? KN2ROW_AA_ROW_K : KN2ROW_MIN_K;
     s->gh = s->gw = 1;
-    if (cg < KN2ROW_MIN_K && mg >= KN2ROW_MIN_K) {
-      if (cg * KW >= KN2ROW_MIN_K) {
-        s->gw = ck_div_up(KN2ROW_MIN_K, cg);
+    if (cg < min_k && mg >= KN2ROW_MIN_K) {
+      if (cg * KW >= min_k) {
+        s->gw = ck_div_up(min_k, cg);
       } else {
         s->gw = KW;
-        s->gh = ck_div_up(KN2ROW_MIN_K, cg * KW);
+        s->gh = ck_div_up(min_k, cg * KW);
         if (s->gh > KH) s->gh = KH;
       }
     }
@@ -347,8 +356,18 @@ static ck_status setup_common(ck_conv_ctx *ctx, const ck_conv_weights *w, kn2row
     /* At most half the image: two tiles per image and group give two threads work without
      * splitting channels, which would repeat every tap's gather. The tile is sized for the
      * whole tap, whose GEMMs the chunks make up. */
+    const size_t half_image = ck_round_up(ck_div_up(s->P, 2), s->r.pw);
     s->pt = ck_gc_pixel_tile(s->P, cg * s->gh * s->gw + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS),
-                             s->r.pw, 0, ck_round_up(ck_div_up(s->P, 2), s->r.pw));
+                             s->r.pw, 0, half_image);
+    if (aa_rows && s->gh * s->gw > 1) {
+      /* The grouped taps' tile holds no more floats than a single tap's would (up to a panel),
+       * which keeps the workspace under a tenth of im2col's (the uncapped tile, 128 pixels
+       * instead of 96 on resnet50_res2_3x3, took 0.103 of it on 2 threads, for 3% less time). */
+      const size_t one = ck_gc_pixel_tile(s->P, cg + mg, ck_gc_budget(KN2ROW_TAP_TILE_FLOATS),
+                                          s->r.pw, 0, half_image);
+      const size_t cap = ck_round_up(ck_div_up(one * cg, cg * s->gh * s->gw), s->r.pw);
+      if (cap < s->pt) s->pt = cap;
+    }
     /* kn2row-aa: a job runs every tap over several gather tiles, so each tap's filter block is
      * reused from cache across them; the job's output tile stays in L2. Smaller jobs when the
      * threads need more of them. */
@@ -828,20 +847,27 @@ static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ew
     if (s->pack_rows) /* row i0 starts a panel */
       tl.pix = (ck_gc_pixels){.data = pix + (size_t)((i0 - u0) * W) * cg, .packed = 1};
     ck_gc_gemm(a->ctx->kern, &s->r, &tl, ews);
-    for (long ih = i0; ih < i1; ih++) {
-      const long oh = ih + pt - kh * dh;
-      long first, last;
-      valid_kh(d, oh, &first, &last);
-      const int init = kh == first, fin = kh == last;
-      if (!nchw) {
+    if (!nchw) {
+      for (long ih = i0; ih < i1; ih++) {
+        const long oh = ih + pt - kh * dh;
+        long first, last;
+        valid_kh(d, oh, &first, &last);
         /* Pixel by pixel, the row of taps at once. */
         sa_row_nhwc(pb, out_c + (size_t)(oh * OW) * M, y + (size_t)(ih - i0) * (size_t)W * km, km,
-                    0, mb, bias, init, fin);
-        continue;
+                    0, mb, bias, kh == first, kh == last);
       }
-      for (size_t m = 0; m < mb; m++) {
+      continue;
+    }
+    /* Channel by channel, its rows in order: each pass walks one output plane and the KW partial
+     * planes of the channel contiguously (row by row, the channels interleaved, each row's few
+     * lines were a new stream in another plane). */
+    for (size_t m = 0; m < mb; m++) {
+      for (long ih = i0; ih < i1; ih++) {
+        const long oh = ih + pt - kh * dh;
+        long first, last;
+        valid_kh(d, oh, &first, &last);
         float *o = out_c + m * P + (size_t)(oh * OW);
-        if (init)
+        if (kh == first)
           for (long ow = 0; ow < OW; ow++) o[ow] = bias[m];
         for (long kw = 0; kw < KW; kw++) {
           const long off = -pl + kw * dw;
@@ -850,7 +876,7 @@ static void sa_job(const run_args *a, size_t job, float *pix, float *y, void *ew
           valid_ow(pb, kw, &lo, &hi);
           for (long ow = lo; ow < hi; ow++) o[ow] += yr[ow + off];
         }
-        if (fin)
+        if (kh == last)
           for (long ow = 0; ow < OW; ow++) o[ow] = clampf(o[ow], pb->min, pb->max);
       }
     }

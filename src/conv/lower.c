@@ -115,8 +115,10 @@ void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs,
     for (size_t j = 0; j < pw; j++) dst[c * pw + j] = ptrs[j][c];
 }
 
-/* Channel planes ahead at which apply_cuts prefetches the source of its cuts. */
-#define PF_AHEAD 2
+/* Channel planes ahead at which MEC's cuts (ck_lower_cuts) prefetch their source, into L2: its
+ * pieces of rows (a chunk of output columns) are too short for the hardware prefetchers, which
+ * serve im2col's whole rows well enough (there the hints measured no gain). */
+#define PF_AHEAD 4
 
 /* The cache lines of src[0..last], for reading, skipping those up to *done (the last line
  * prefetched before: successive cuts read overlapping spans); *done becomes the last line. */
@@ -124,7 +126,7 @@ static inline void prefetch_span(const float *src, long last, uintptr_t *done) {
   const uintptr_t lo = (uintptr_t)src / 64, hi = (uintptr_t)(src + last) / 64;
   if (hi == *done) return;
   for (uintptr_t x = lo == *done ? lo + 1 : lo; x <= hi; x++)
-    __builtin_prefetch((const void *)(x * 64), 0, 3);
+    __builtin_prefetch((const void *)(x * 64), 0, 2);
   *done = hi;
 }
 
@@ -132,19 +134,19 @@ static inline void prefetch_span(const float *src, long last, uintptr_t *done) {
 #define CUTS 128
 
 /* Applies the cuts to every channel, channel by channel: one input plane at a time is read (its
- * rows stay in L1 across the cuts) and each channel's rows of the panels are written. */
-static inline __attribute__((always_inline)) void apply_cuts(const ck_lower_cut *cuts, size_t n,
-                                                             size_t pw, long step, size_t cg,
-                                                             const float *in_g, size_t plane,
-                                                             float *dst, size_t cstride) {
+ * rows stay in L1 across the cuts) and each channel's rows of the panels are written; with
+ * ahead > 0, the source of plane c + ahead is prefetched while plane c is copied. */
+static inline __attribute__((always_inline)) void
+apply_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, size_t cg, const float *in_g,
+           size_t plane, float *dst, size_t cstride, size_t ahead) {
   for (size_t c = 0; c < cg; c++, in_g += plane, dst += cstride) {
-    const int pf = c + PF_AHEAD < cg;
+    const int pf = ahead > 0 && c + ahead < cg;
     uintptr_t done = 0;
     for (size_t e = 0; e < n; e++) {
       const ck_lower_cut *x = &cuts[e];
       float *out = dst + x->dst;
       if (pf && x->hi > x->lo)
-        prefetch_span(in_g + PF_AHEAD * plane + x->src + (long)x->lo * step,
+        prefetch_span(in_g + ahead * plane + x->src + (long)x->lo * step,
                       (long)(x->hi - x->lo - 1) * step, &done);
       if (step == 1 && x->len == pw && x->lo == 0 && x->hi == pw) {
         copy_floats(out, in_g + x->src, pw);
@@ -165,16 +167,16 @@ void ck_lower_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, siz
                    const float *in_g, size_t plane, float *dst, size_t cstride) {
   switch (pw) { /* the engines' MR values: the full cuts' copies unrolled */
   case 14:
-    apply_cuts(cuts, n, 14, step, cg, in_g, plane, dst, cstride);
+    apply_cuts(cuts, n, 14, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
     break;
   case 8:
-    apply_cuts(cuts, n, 8, step, cg, in_g, plane, dst, cstride);
+    apply_cuts(cuts, n, 8, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
     break;
   case 6:
-    apply_cuts(cuts, n, 6, step, cg, in_g, plane, dst, cstride);
+    apply_cuts(cuts, n, 6, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
     break;
   default:
-    apply_cuts(cuts, n, pw, step, cg, in_g, plane, dst, cstride);
+    apply_cuts(cuts, n, pw, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
   }
 }
 
@@ -222,7 +224,7 @@ static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_probl
                                      .lo = (unsigned)l,
                                      .hi = (unsigned)h};
           if (n == CUTS) {
-            apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride);
+            apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride, 0);
             n = 0;
           }
           t += len;
@@ -231,7 +233,7 @@ static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_probl
     }
     i += run;
   }
-  apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride);
+  apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride, 0);
 }
 
 void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size_t np,

@@ -150,6 +150,8 @@ apply_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, size_t cg, 
                       (long)(x->hi - x->lo - 1) * step, &done);
       if (step == 1 && x->len == pw && x->lo == 0 && x->hi == pw) {
         copy_floats(out, in_g + x->src, pw);
+      } else if (step == 2 && x->len == pw && x->lo == 0 && x->hi == pw) {
+        copy_strided(out, in_g + x->src, pw, 2);
       } else {
         zero_floats(out, x->lo);
         if (step == 1) {
@@ -167,7 +169,10 @@ void ck_lower_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, siz
                    const float *in_g, size_t plane, float *dst, size_t cstride) {
   switch (pw) { /* the engines' MR values: the full cuts' copies unrolled */
   case 14:
-    apply_cuts(cuts, n, 14, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
+    if (step == 2) /* the strided layers of the suite */
+      apply_cuts(cuts, n, 14, 2, cg, in_g, plane, dst, cstride, PF_AHEAD);
+    else
+      apply_cuts(cuts, n, 14, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
     break;
   case 8:
     apply_cuts(cuts, n, 8, step, cg, in_g, plane, dst, cstride, PF_AHEAD);

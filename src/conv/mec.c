@@ -625,10 +625,16 @@ static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *outpu
     float *tmp = ck_gc_carve(&cur, s->tmp_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
     if (s->shared_bytes == 0) {
-      /* Independent jobs: each lowers its band's L and runs its GEMMs. */
+      /* Independent jobs: each lowers its band's L and runs its GEMMs. They are handed out in
+       * a strided order (job j is unit j%W*q + j/W): the W threads start far apart, not on
+       * neighbouring chunks whose output runs share cache lines, and each still walks
+       * consecutive chunks of a band (adjacent input). Only the order changes, not the bits. */
+      const size_t W = (size_t)s->workers, q = ck_div_up(units, W);
 #pragma omp for schedule(dynamic, 1)
-      for (long job = 0; job < (long)(units * s->nmb); job++) {
-        const mec_unit un = unit_of(ctx, (size_t)job / s->nmb);
+      for (long job = 0; job < (long)(q * W * s->nmb); job++) {
+        const size_t j = (size_t)job / s->nmb, u = j % W * q + j / W;
+        if (u >= units) continue;
+        const mec_unit un = unit_of(ctx, u);
         lower_unit(ctx, input, un, un.p0, un.p0 + un.np, 0, SIZE_MAX, l);
         gemm_unit(ctx, output, un, (size_t)job % s->nmb, l, tmp, ews);
       }

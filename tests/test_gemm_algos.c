@@ -496,6 +496,30 @@ Test(gemm_algos, mec_nchw_cut_batches) {
   check_algo(a, CK_ALGO_MEC, one_two, 2, "stacked images");
 }
 
+/* MEC's NCHW output tile goes to the planes through the table's T x T transpose (8 or 16), its
+ * last tile in each direction moved back to end at the edge, and element by element when a run
+ * or the channel block is under T: runs of 15-17 and 33 columns, 8-40 channels (one group of 17
+ * at an offset), whole and chunked rows (budget shift), stride 2, at 1 and 2 threads. */
+Test(gemm_algos, mec_nchw_output_transpose) {
+  static const int widths[] = {15, 16, 17, 33}, chans[] = {8, 16, 17, 40};
+  for (int w = 0; w < 4; w++)
+    for (int m = 0; m < 4; m++) {
+      ck_conv_desc d = make_desc(1, 5, 6, widths[w], chans[m], 3, 3);
+      set_pads(&d, 1, 1, 1, 1);
+      check_algo(d, CK_ALGO_MEC, one_two, 2, "output transpose");
+    }
+  ck_conv_desc g = make_desc(1, 4, 7, 35, 34, 3, 3);
+  set_pads(&g, 1, 1, 1, 1);
+  g.groups = 2;
+  g.stride_height = g.stride_width = 2;
+  check_algo(g, CK_ALGO_MEC, one_two, 2, "output transpose, groups, stride 2");
+  ck_gc_budget_shift = 6;
+  ck_conv_desc c = make_desc(1, 8, 12, 40, 24, 3, 3);
+  set_pads(&c, 1, 1, 1, 1);
+  check_algo(c, CK_ALGO_MEC, one_two, 2, "output transpose, chunked rows");
+  ck_gc_budget_shift = 0;
+}
+
 Test(gemm_algos, mec_dilated_short_bands) {
   /* Bands of fewer rows than the dilation store only the phases they read; columns chunked. */
   ck_conv_desc d = make_desc(1, 6, 13, 40, 5, 3, 3);

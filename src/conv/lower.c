@@ -1,17 +1,19 @@
 #include "lower.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Short copies dominate the lowering (a panel row is NR or MR floats): inline 4-float vector
  * moves (the baseline ISA's width) rather than calls to memcpy. */
 typedef float v4f __attribute__((vector_size(16), aligned(4), may_alias));
 typedef int v4i __attribute__((vector_size(16)));
-/* Elements 0, 2, 4, 6 of the pair (a, b). */
+/* Elements 0 and 2 of a, 1 and 3 of b: with a loaded at src and b at src + 3, the elements
+ * src[0], src[2], src[4], src[6], and nothing past src[6] is read. */
 #if defined(__clang__)
-#define CK_EVENS(a, b) __builtin_shufflevector((a), (b), 0, 2, 4, 6)
+#define CK_EVENS(a, b) __builtin_shufflevector((a), (b), 0, 2, 5, 7)
 #else
-#define CK_EVENS(a, b) __builtin_shuffle((a), (b), (v4i){0, 2, 4, 6})
+#define CK_EVENS(a, b) __builtin_shuffle((a), (b), (v4i){0, 2, 5, 7})
 #endif
 
 static inline void copy_floats(float *dst, const float *src, size_t n) {
@@ -31,15 +33,23 @@ static inline void zero_floats(float *dst, size_t n) {
 }
 
 /* dst[t] = src[t*step] for t < n. Stride 2 (the strided layers of the suite) deinterleaves
- * two 4-float vectors at a time; a vector is loaded only when the element after its last
- * one is also read (t + 4 < n), so nothing past src[(n-1)*step] is touched. */
+ * four elements from two overlapping vectors (CK_EVENS), so nothing past src[(n-1)*step] is
+ * read; a run of at least 4 ends with a vector moved back to end at n, rewriting up to three
+ * elements with the same values instead of a scalar tail. */
 static inline void copy_strided(float *dst, const float *src, size_t n, long step) {
   size_t t = 0;
-  if (step == 2)
-    for (; t + 4 < n; t += 4) {
-      const v4f a = *(const v4f *)(src + 2 * t), b = *(const v4f *)(src + 2 * t + 4);
+  if (step == 2 && n >= 4) {
+    for (; t + 4 <= n; t += 4) {
+      const v4f a = *(const v4f *)(src + 2 * t), b = *(const v4f *)(src + 2 * t + 3);
       *(v4f *)(dst + t) = CK_EVENS(a, b);
     }
+    if (t < n) {
+      t = n - 4;
+      const v4f a = *(const v4f *)(src + 2 * t), b = *(const v4f *)(src + 2 * t + 3);
+      *(v4f *)(dst + t) = CK_EVENS(a, b);
+    }
+    return;
+  }
   for (; t < n; t++) dst[t] = src[(long)t * step];
 }
 
@@ -105,21 +115,43 @@ void ck_lower_gather(float *dst, size_t pw, size_t cg, const float *const *ptrs,
     for (size_t j = 0; j < pw; j++) dst[c * pw + j] = ptrs[j][c];
 }
 
+/* Channel planes ahead at which MEC's cuts (ck_lower_cuts) prefetch their source, into L2: its
+ * pieces of rows (a chunk of output columns) are too short for the hardware prefetchers, which
+ * serve im2col's whole rows well enough (there the hints measured no gain). */
+#define PF_AHEAD 4
+
+/* The cache lines of src[0..last], for reading, skipping those up to *done (the last line
+ * prefetched before: successive cuts read overlapping spans); *done becomes the last line. */
+static inline void prefetch_span(const float *src, long last, uintptr_t *done) {
+  const uintptr_t lo = (uintptr_t)src / 64, hi = (uintptr_t)(src + last) / 64;
+  if (hi == *done) return;
+  for (uintptr_t x = lo == *done ? lo + 1 : lo; x <= hi; x++)
+    __builtin_prefetch((const void *)(x * 64), 0, 2);
+  *done = hi;
+}
+
 /* Cuts planned per batch: enough to cover a tile's taps for several output rows. */
 #define CUTS 128
 
 /* Applies the cuts to every channel, channel by channel: one input plane at a time is read (its
- * rows stay in L1 across the cuts) and each channel's rows of the panels are written. */
-static inline __attribute__((always_inline)) void apply_cuts(const ck_lower_cut *cuts, size_t n,
-                                                             size_t pw, long step, size_t cg,
-                                                             const float *in_g, size_t plane,
-                                                             float *dst, size_t cstride) {
+ * rows stay in L1 across the cuts) and each channel's rows of the panels are written; with
+ * ahead > 0, the source of plane c + ahead is prefetched while plane c is copied. */
+static inline __attribute__((always_inline)) void
+apply_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, size_t cg, const float *in_g,
+           size_t plane, float *dst, size_t cstride, size_t ahead) {
   for (size_t c = 0; c < cg; c++, in_g += plane, dst += cstride) {
+    const int pf = ahead > 0 && c + ahead < cg;
+    uintptr_t done = 0;
     for (size_t e = 0; e < n; e++) {
       const ck_lower_cut *x = &cuts[e];
       float *out = dst + x->dst;
+      if (pf && x->hi > x->lo)
+        prefetch_span(in_g + ahead * plane + x->src + (long)x->lo * step,
+                      (long)(x->hi - x->lo - 1) * step, &done);
       if (step == 1 && x->len == pw && x->lo == 0 && x->hi == pw) {
         copy_floats(out, in_g + x->src, pw);
+      } else if (step == 2 && x->len == pw && x->lo == 0 && x->hi == pw) {
+        copy_strided(out, in_g + x->src, pw, 2);
       } else {
         zero_floats(out, x->lo);
         if (step == 1) {
@@ -137,16 +169,19 @@ void ck_lower_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, siz
                    const float *in_g, size_t plane, float *dst, size_t cstride) {
   switch (pw) { /* the engines' MR values: the full cuts' copies unrolled */
   case 14:
-    apply_cuts(cuts, n, 14, step, cg, in_g, plane, dst, cstride);
+    if (step == 2) /* the strided layers of the suite */
+      apply_cuts(cuts, n, 14, 2, cg, in_g, plane, dst, cstride, PF_AHEAD);
+    else
+      apply_cuts(cuts, n, 14, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
     break;
   case 8:
-    apply_cuts(cuts, n, 8, step, cg, in_g, plane, dst, cstride);
+    apply_cuts(cuts, n, 8, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
     break;
   case 6:
-    apply_cuts(cuts, n, 6, step, cg, in_g, plane, dst, cstride);
+    apply_cuts(cuts, n, 6, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
     break;
   default:
-    apply_cuts(cuts, n, pw, step, cg, in_g, plane, dst, cstride);
+    apply_cuts(cuts, n, pw, step, cg, in_g, plane, dst, cstride, PF_AHEAD);
   }
 }
 
@@ -306,7 +341,7 @@ static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_probl
                                      .lo = (unsigned)l,
                                      .hi = (unsigned)h};
           if (n == CUTS) {
-            apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride);
+            apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride, 0);
             n = 0;
           }
           t += len;
@@ -315,7 +350,7 @@ static inline __attribute__((always_inline)) void lower_nchw(const ck_conv_probl
     }
     i += run;
   }
-  apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride);
+  apply_cuts(cuts, n, pw, sw, cg, in_g, plane, dst, cstride, 0);
 }
 
 void ck_lower_nchw(const ck_conv_problem *pb, const float *in_g, size_t p0, size_t np,

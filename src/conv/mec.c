@@ -19,8 +19,8 @@
  * panel rows than B (o_w not a multiple of MR); its output rows are not evenly spaced in the
  * output tensor, so they go through a per-thread tile. The pixels are the A operand in both
  * layouts (o_w, not o_w rounded to NR, sets the waste), so the NCHW output goes through the tile
- * too and is transposed there (counted in the workspace and the time); the NCHW input is read
- * in place by the lowering.
+ * too and is transposed there, in the table's T x T transpose tiles (counted in the workspace and
+ * the time); the NCHW input is read in place by the lowering.
  *
  * Tiling: bands of output rows and chunks of output columns (whole MR-row panels of L); each job
  * lowers the L of its band and chunk (the input rows it needs, with the KH - stride overlap
@@ -449,6 +449,7 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
   const size_t KW = (size_t)d->kernel_width, cg = (size_t)pb->cin_g;
   const size_t sh = (size_t)d->stride_height, dh = (size_t)d->dilation_height;
   const size_t g = un.g, n0 = un.n0, oh0 = un.oh0, nr = un.nr;
+  const size_t T = (size_t)ctx->kern->transpose_tile;
   const size_t j0 = un.p0 * MR, rows = s->lrows - j0 < un.np * MR ? s->lrows - j0 : un.np * MR;
   const size_t m0 = blk * s->mb, mb = mg - m0 < s->mb ? mg - m0 : s->mb;
   for (size_t c0 = 0; c0 < mb; c0 += s->cb) {
@@ -495,9 +496,23 @@ static void gemm_unit(const ck_conv_ctx *ctx, float *out, mec_unit un, size_t bl
         float *o = out + ((n * M + g * mg + m0) * OH + oh) * OW + ow0;
         const size_t plane = OH * OW;
         for (size_t m = 0; m < AHEAD && m < mb; m++) prefetch_run(o + m * plane, len);
-        for (size_t m = 0; m < mb; m++, o += plane) {
-          if (m + AHEAD < mb) prefetch_run(o + AHEAD * plane, len);
-          for (size_t x = 0; x < len; x++) o[x] = t[x * mb + m];
+        if (len >= T && mb >= T) {
+          /* T x T tiles of the table's transpose; the last tile of each direction is moved
+           * back to end at the edge, rewriting some elements with the same values. */
+          for (size_t mt = 0; mt < mb; mt += T) {
+            const size_t m = mt + T <= mb ? mt : mb - T;
+            for (size_t q = mt + AHEAD; q < mt + T + AHEAD && q < mb; q++)
+              prefetch_run(o + q * plane, len);
+            for (size_t xt = 0; xt < len; xt += T) {
+              const size_t x = xt + T <= len ? xt : len - T;
+              ctx->kern->transpose(t + x * mb + m, mb, o + m * plane + x, plane);
+            }
+          }
+        } else {
+          for (size_t m = 0; m < mb; m++, o += plane) {
+            if (m + AHEAD < mb) prefetch_run(o + AHEAD * plane, len);
+            for (size_t x = 0; x < len; x++) o[x] = t[x * mb + m];
+          }
         }
       }
       j += len;
@@ -610,10 +625,16 @@ static void mec_execute(const ck_conv_ctx *ctx, const float *input, float *outpu
     float *tmp = ck_gc_carve(&cur, s->tmp_bytes);
     void *ews = ck_gc_carve(&cur, s->eng_bytes);
     if (s->shared_bytes == 0) {
-      /* Independent jobs: each lowers its band's L and runs its GEMMs. */
+      /* Independent jobs: each lowers its band's L and runs its GEMMs. They are handed out in
+       * a strided order (job j is unit j%W*q + j/W): the W threads start far apart, not on
+       * neighbouring chunks whose output runs share cache lines, and each still walks
+       * consecutive chunks of a band (adjacent input). Only the order changes, not the bits. */
+      const size_t W = (size_t)s->workers, q = ck_div_up(units, W);
 #pragma omp for schedule(dynamic, 1)
-      for (long job = 0; job < (long)(units * s->nmb); job++) {
-        const mec_unit un = unit_of(ctx, (size_t)job / s->nmb);
+      for (long job = 0; job < (long)(q * W * s->nmb); job++) {
+        const size_t j = (size_t)job / s->nmb, u = j % W * q + j / W;
+        if (u >= units) continue;
+        const mec_unit un = unit_of(ctx, u);
         lower_unit(ctx, input, un, un.p0, un.p0 + un.np, 0, SIZE_MAX, l);
         gemm_unit(ctx, output, un, (size_t)job % s->nmb, l, tmp, ews);
       }

@@ -97,11 +97,16 @@ Test(parallel, a_pool_thread_takes_units_while_the_caller_is_busy) {
   }
 }
 
-/* Each unit divides 1 by 3 and records the bits and its thread's floating-point control. */
+/* Each unit divides 1 by 3 and records the bits and its thread's floating-point control. A unit
+ * on the caller's thread waits (up to 10 s) until a unit has run on a pool thread, so a pool
+ * thread takes part however late the loaded host schedules it (a fixed nap per unit was not
+ * always long enough under load). */
 typedef struct {
   float q[64];
   unsigned long long control[64];
   pthread_t thread[64];
+  pthread_t caller;
+  atomic_int pool_ran;
 } fp_ctx;
 
 static void fp_unit(void *arg, size_t u) {
@@ -110,9 +115,12 @@ static void fp_unit(void *arg, size_t u) {
   f->q[u] = one / three;
   f->control[u] = ck_fpenv_control();
   f->thread[u] = pthread_self();
-  /* Long enough that the pool threads take part. */
-  const struct timespec nap = {0, 200 * 1000};
-  nanosleep(&nap, NULL);
+  if (!pthread_equal(f->thread[u], f->caller)) {
+    atomic_store(&f->pool_ran, 1);
+    return;
+  }
+  const struct timespec nap = {0, 1000 * 1000};
+  for (int i = 0; i < 10000 && !atomic_load(&f->pool_ran); i++) nanosleep(&nap, NULL);
 }
 
 Test(parallel, pool_threads_use_the_callers_rounding_mode) {
@@ -120,6 +128,7 @@ Test(parallel, pool_threads_use_the_callers_rounding_mode) {
   for (int m = 0; m < 2; m++) {
     fp_ctx *f = calloc(1, sizeof *f);
     cr_assert_not_null(f);
+    f->caller = pthread_self();
     const int saved = fegetround();
     cr_assert_eq(fesetround(modes[m]), 0);
     volatile float one = 1.0f, three = 3.0f;

@@ -65,6 +65,21 @@ static void check_everywhere(ck_conv_desc d, const int *threads, int nthreads) {
 
 static const int one_two[] = {1, 2};
 
+/* check_algo on each of n shapes, with the working-set budgets as they are and divided by
+ * 2^shift (more, smaller tiles and blocks). */
+static void check_shapes(const ck_conv_desc *shapes, int n, ck_algo algo, const int *threads,
+                         int nthreads, int shift) {
+  for (int sh = 0; sh <= shift; sh += shift) {
+    ck_gc_budget_shift = sh;
+    for (int i = 0; i < n; i++) {
+      char what[16];
+      snprintf(what, sizeof what, "shape %d", i);
+      check_algo(shapes[i], algo, threads, nthreads, what);
+    }
+  }
+  ck_gc_budget_shift = 0;
+}
+
 Test(gemm_algos, direct_1x1_with_groups) {
   /* 1x1, stride 1, no padding: the input is the pixel operand; groups offset it. */
   ck_conv_desc d = make_desc(2, 12, 7, 5, 18, 1, 1);
@@ -190,16 +205,7 @@ Test(gemm_algos, mec_folded_rows) {
   shapes[2] = make_desc(1, 6, 11, 4, 7, 3, 3); /* stride 2: 5x2 */
   set_pads(&shapes[2], 0, 1, 1, 0);
   shapes[2].stride_height = shapes[2].stride_width = 2;
-  for (int shift = 0; shift <= 6; shift += 6) {
-    ck_gc_budget_shift = shift;
-    for (int sidx = 0; sidx < 3; sidx++) {
-      ck_conv_desc d = shapes[sidx];
-      char what[16];
-      snprintf(what, sizeof what, "shape %d", sidx);
-      check_algo(d, CK_ALGO_MEC, threads, 2, what);
-    }
-  }
-  ck_gc_budget_shift = 0;
+  check_shapes(shapes, 3, CK_ALGO_MEC, threads, 2, 6);
 }
 
 /* Few input channels and many output channels (a network's first layer): kn2row-aa and the tap
@@ -253,16 +259,7 @@ Test(gemm_algos, kn2row_aa_channel_chunks) {
   set_pads(&shapes[2], 1, 1, 0, 1);
   shapes[2].groups = 2;
   shapes[2].stride_height = shapes[2].stride_width = 2;
-  for (int shift = 0; shift <= 6; shift += 6) {
-    ck_gc_budget_shift = shift;
-    for (int sidx = 0; sidx < 3; sidx++) {
-      ck_conv_desc d = shapes[sidx];
-      char what[16];
-      snprintf(what, sizeof what, "shape %d", sidx);
-      check_algo(d, CK_ALGO_KN2ROW_AA, threads, 3, what);
-    }
-  }
-  ck_gc_budget_shift = 0;
+  check_shapes(shapes, 3, CK_ALGO_KN2ROW_AA, threads, 3, 6);
 }
 
 /* A small image with many channels: too few tiles for the threads, so channels are split into
@@ -703,13 +700,12 @@ Test(gemm_algos, kn2row_aa_rows_of_taps) {
   shapes[3] = make_desc(1, 32, 12, 12, 32, 3, 3);
   set_pads(&shapes[3], 1, 1, 0, 1);
   shapes[3].stride_height = shapes[3].stride_width = 2;
+  check_shapes(shapes, 4, CK_ALGO_KN2ROW_AA, threads, 3, 4);
+  /* the same bits for 1, 2 and 3 threads */
   for (int shift = 0; shift <= 4; shift += 4) {
     ck_gc_budget_shift = shift;
     for (int sidx = 0; sidx < 4; sidx++) {
       ck_conv_desc d = shapes[sidx];
-      char what[32];
-      snprintf(what, sizeof what, "shape %d", sidx);
-      check_algo(d, CK_ALGO_KN2ROW_AA, threads, 3, what);
       for (int lay = 0; lay < 2; lay++) {
         d.layout = lay ? CK_LAYOUT_NHWC : CK_LAYOUT_NCHW;
         int oh, ow;
@@ -725,7 +721,7 @@ Test(gemm_algos, kn2row_aa_rows_of_taps) {
         for (int t = 2; t <= 3; t++) {
           float *ot = run_threads(&d, CK_ALGO_KN2ROW_AA, t, in, f, nout);
           cr_assert(memcmp(o1, ot, nout * sizeof(float)) == 0,
-                    "%s layout %d shift %d: 1 and %d threads differ", what, lay, shift, t);
+                    "shape %d layout %d shift %d: 1 and %d threads differ", sidx, lay, shift, t);
           free(ot);
         }
         free(o1), free(in), free(f);

@@ -133,6 +133,25 @@ static inline void prefetch_span(const float *src, long last, uintptr_t *done) {
 /* Cuts planned per batch: enough to cover a tile's taps for several output rows. */
 #define CUTS 128
 
+/* One cut into out: zeros, the elements in the image (x->src + t*step for t in [lo, hi)), zeros.
+ * A whole cut (the common case) is one unrolled copy when pw and step are constants. */
+static inline __attribute__((always_inline)) void
+apply_cut(const ck_lower_cut *x, float *out, const float *in_g, size_t pw, long step) {
+  if (x->len == pw && x->lo == 0 && x->hi == pw && (step == 1 || step == 2)) {
+    if (step == 1)
+      copy_floats(out, in_g + x->src, pw);
+    else
+      copy_strided(out, in_g + x->src, pw, 2);
+    return;
+  }
+  zero_floats(out, x->lo);
+  if (step == 1)
+    copy_floats(out + x->lo, in_g + x->src + (long)x->lo, x->hi - x->lo);
+  else
+    copy_strided(out + x->lo, in_g + x->src + (long)x->lo * step, x->hi - x->lo, step);
+  zero_floats(out + x->hi, x->len - x->hi);
+}
+
 /* Applies the cuts to every channel, channel by channel: one input plane at a time is read (its
  * rows stay in L1 across the cuts) and each channel's rows of the panels are written; with
  * ahead > 0, the source of plane c + ahead is prefetched while plane c is copied. */
@@ -144,23 +163,10 @@ apply_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, size_t cg, 
     uintptr_t done = 0;
     for (size_t e = 0; e < n; e++) {
       const ck_lower_cut *x = &cuts[e];
-      float *out = dst + x->dst;
       if (pf && x->hi > x->lo)
         prefetch_span(in_g + ahead * plane + x->src + (long)x->lo * step,
                       (long)(x->hi - x->lo - 1) * step, &done);
-      if (step == 1 && x->len == pw && x->lo == 0 && x->hi == pw) {
-        copy_floats(out, in_g + x->src, pw);
-      } else if (step == 2 && x->len == pw && x->lo == 0 && x->hi == pw) {
-        copy_strided(out, in_g + x->src, pw, 2);
-      } else {
-        zero_floats(out, x->lo);
-        if (step == 1) {
-          copy_floats(out + x->lo, in_g + x->src + (long)x->lo, x->hi - x->lo);
-        } else {
-          copy_strided(out + x->lo, in_g + x->src + (long)x->lo * step, x->hi - x->lo, step);
-        }
-        zero_floats(out + x->hi, x->len - x->hi);
-      }
+      apply_cut(x, dst + x->dst, in_g, pw, step);
     }
   }
 }
@@ -194,10 +200,8 @@ void ck_lower_cuts(const ck_lower_cut *cuts, size_t n, size_t pw, long step, siz
  * input row lies in the padding are outside [lo, hi), like the elements before the plane's first
  * or after its last (always padding columns), so nothing outside the plane is read. */
 typedef struct {
-  size_t dst;
-  long src;
-  unsigned len, lo, hi;
-  unsigned z0, nz; /* the zeroed pixels: zpos[z0 .. z0 + nz) */
+  ck_lower_cut cut; /* stride 1, across output rows */
+  unsigned z0, nz;  /* the zeroed pixels: zpos[z0 .. z0 + nz) */
 } flat_cut;
 
 #define FLAT_ZPOS (CUTS * 8)
@@ -210,14 +214,8 @@ apply_flat(const flat_cut *cuts, size_t n, const unsigned char *zpos, size_t pw,
   for (size_t c = 0; c < cg; c++, in_g += plane, dst += cstride) {
     for (size_t e = 0; e < n; e++) {
       const flat_cut *x = &cuts[e];
-      float *out = dst + x->dst;
-      if (x->len == pw && x->lo == 0 && x->hi == pw) {
-        copy_floats(out, in_g + x->src, pw);
-      } else {
-        zero_floats(out, x->lo);
-        copy_floats(out + x->lo, in_g + (x->src + (long)x->lo), x->hi - x->lo);
-        zero_floats(out + x->hi, x->len - x->hi);
-      }
+      float *out = dst + x->cut.dst;
+      apply_cut(&x->cut, out, in_g, pw, 1);
       for (unsigned z = 0; z < x->nz; z++) out[zpos[x->z0 + z]] = 0.0f;
     }
   }
@@ -280,11 +278,11 @@ static inline __attribute__((always_inline)) void lower_nchw_flat(const ck_conv_
             for (; z < zend; z++) zpos[nz++] = (unsigned char)z;
           }
         }
-        cuts[n++] = (flat_cut){.dst = a / pw * pstride + (kh * nkw + kw) * pw,
-                               .src = ps + off,
-                               .len = (unsigned)len,
-                               .lo = (unsigned)l,
-                               .hi = (unsigned)h,
+        cuts[n++] = (flat_cut){.cut = {.dst = a / pw * pstride + (kh * nkw + kw) * pw,
+                                       .src = ps + off,
+                                       .len = (unsigned)len,
+                                       .lo = (unsigned)l,
+                                       .hi = (unsigned)h},
                                .z0 = (unsigned)z0,
                                .nz = (unsigned)(nz - z0)};
       }
